@@ -1,0 +1,27 @@
+/**
+ * @file clockworker.h
+ * @brief clockworker: a single-threaded, stackless executor with fair
+ *        scheduling across weighted queues, inside a libevent event_base.
+ *
+ * Include this header; it includes one header per concept:
+ * - clockworker/error.h    error codes, cw_strerror()
+ * - clockworker/config.h   queues, weights, slices, scheduler knobs
+ * - clockworker/executor.h the executor and its queues
+ * - clockworker/task.h     tasks, spawning, cw_should_yield(), cw_panic()
+ * - clockworker/waker.h    wakers (any thread)
+ * - clockworker/join.h     join handles
+ * - clockworker/stats.h    counters and histograms
+ */
+#ifndef CLOCKWORKER_H
+#define CLOCKWORKER_H
+
+#include "clockworker/common.h"
+#include "clockworker/error.h"
+#include "clockworker/config.h"
+#include "clockworker/executor.h"
+#include "clockworker/task.h"
+#include "clockworker/waker.h"
+#include "clockworker/join.h"
+#include "clockworker/stats.h"
+
+#endif

@@ -1,0 +1,43 @@
+/**
+ * @file clockworker/common.h
+ * @brief Export macro and the opaque types every clockworker header shares.
+ *
+ * Included by every other clockworker header; users include
+ * <clockworker.h>.
+ */
+#ifndef CLOCKWORKER_COMMON_H
+#define CLOCKWORKER_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CW_EXTERN __attribute__((visibility("default")))
+#define CW_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CW_EXTERN
+#define CW_PRINTF(fmt, args)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A set of settings from which executors are built (config.h). */
+typedef struct cw_config cw_config;
+/** The executor: queues, scheduler and run loop on one event_base (executor.h). */
+typedef struct cw_executor cw_executor;
+/** A weighted FIFO of runnable tasks inside an executor (executor.h). */
+typedef struct cw_queue cw_queue;
+/** The context a task's poll function receives (task.h). */
+typedef struct cw_cx cw_cx;
+/** A reference-counted handle that re-enqueues a task (waker.h). */
+typedef struct cw_waker cw_waker;
+/** The spawner's handle on a task: completion, status, result (join.h). */
+typedef struct cw_join cw_join;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,60 @@
+/**
+ * @file clockworker/error.h
+ * @brief Error codes: every fallible call returns 0 or a negative errno.
+ *
+ * A call that fails has no effect: nothing is spawned, polled, changed or
+ * leaked. The codes are the system's errno values, negated, plus
+ * ::CW_EPANIC, which is clockworker's own.
+ */
+#ifndef CLOCKWORKER_ERROR_H
+#define CLOCKWORKER_ERROR_H
+
+#include <errno.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A task called cw_panic() and the executor caught it (catch_panics on).
+ *  Negative, and outside the range of system errno values. */
+#define CW_EPANIC (-4200)
+
+/**
+ * The codes clockworker returns, with their text: XX(name, value, text).
+ * cw_strerror() is generated from this list.
+ */
+#define CW_ERRNO_MAP(XX)                                                    \
+    XX(OK, 0, "success")                                                    \
+    XX(EINVAL, -EINVAL, "invalid argument")                                 \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                    \
+    XX(ENOENT, -ENOENT, "no such queue")                                    \
+    XX(EEXIST, -EEXIST, "queue id already exists")                          \
+    XX(ECANCELED, -ECANCELED, "task cancelled")                             \
+    XX(ESHUTDOWN, -ESHUTDOWN, "executor is shutting down")                  \
+    XX(EAGAIN, -EAGAIN, "task still running")                               \
+    XX(EBUSY, -EBUSY, "executor busy (called from inside a task)")          \
+    XX(EPIPE, -EPIPE, "peer closed")                                        \
+    XX(EIO, -EIO, "event loop failed")                                      \
+    XX(EPANIC, CW_EPANIC, "task panicked")
+
+/**
+ * The text for an error code returned by clockworker.
+ *
+ * @param err 0, a negative errno, or ::CW_EPANIC.
+ * @return a static string, never NULL; "unknown error" for a code that
+ *         clockworker does not return. Any thread.
+ */
+CW_EXTERN const char *cw_strerror(int err);
+
+/**
+ * The symbolic name of an error code ("EINVAL", "EPANIC", "OK"), or
+ * "UNKNOWN". Static string; any thread.
+ */
+CW_EXTERN const char *cw_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

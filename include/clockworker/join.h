@@ -1,0 +1,70 @@
+/**
+ * @file clockworker/join.h
+ * @brief Join handles: the spawner's view of a task.
+ *
+ * cw_spawn() gives a join handle when asked. With it the owner can await
+ * the task from another task (cw_join_poll()), read its status and result
+ * (the finished state struct, in place: no copy), abort it, or let it go
+ * (cw_join_free(), which detaches a running task).
+ *
+ * Status values: 0 (completed), -ECANCELED (aborted, or cancelled by
+ * cw_executor_free()), ::CW_EPANIC (panicked with catch_panics on), -EAGAIN
+ * (still running).
+ *
+ * Threads: executor thread only (the thread of the task's executor).
+ * A handle stays valid after its executor is freed, until cw_join_free().
+ */
+#ifndef CLOCKWORKER_JOIN_H
+#define CLOCKWORKER_JOIN_H
+
+#include "common.h"
+#include "task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Await the task from inside another task's poll: ::CW_READY once it has
+ * ended (any status), else ::CW_PENDING with the polling task's waker
+ * registered (replacing any waker an earlier poll registered); the polling
+ * task is woken when the task ends. A NULL j or cx gives ::CW_READY (and
+ * cw_join_status(NULL) says -EINVAL), so a waiting task never hangs on a
+ * bad handle.
+ */
+CW_EXTERN cw_poll cw_join_poll(cw_join *j, cw_cx *cx);
+
+/** The task's status (see the file comment); -EINVAL if j is NULL. */
+CW_EXTERN int cw_join_status(const cw_join *j);
+
+/**
+ * The finished state struct (the task's output), owned by the task and
+ * valid until cw_join_free(); NULL unless the status is 0.
+ */
+CW_EXTERN void *cw_join_state(cw_join *j);
+
+/** The panic message (valid until cw_join_free()), or NULL unless the
+ *  status is ::CW_EPANIC. */
+CW_EXTERN const char *cw_join_panic_message(const cw_join *j);
+
+/**
+ * Cancel the task: it is not polled again, its drop function runs (now, or
+ * right after the poll in progress if the task aborts itself), and the
+ * status becomes -ECANCELED; a task awaiting it is woken. A task that waits
+ * for a wake that never comes is released here, not at some later wake.
+ * Aborting a task that has already ended (or aborting twice) does nothing.
+ * NULL is a no-op.
+ */
+CW_EXTERN void cw_join_abort(cw_join *j);
+
+/**
+ * Release the handle. A running task is detached: it runs on, and its
+ * state is dropped when it ends. A completed task's state is dropped now.
+ * NULL is a no-op. Each handle is freed once.
+ */
+CW_EXTERN void cw_join_free(cw_join *j);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,102 @@
+/**
+ * @file clockworker/task.h
+ * @brief Tasks: a poll function over a state struct the task owns.
+ *
+ * A task is a poll function and a state struct. cw_spawn() copies the state
+ * into the task's own allocation (one allocation: header and state), then
+ * the executor calls poll(state, cx) whenever the task is runnable. poll
+ * returns ::CW_READY when the task is done (its output is whatever it left
+ * in the state) or ::CW_PENDING when it must wait; before returning PENDING
+ * a task must have arranged to be woken: cloned its waker
+ * (cw_waker_clone(cw_cx_waker(cx))) into something that will wake it, or
+ * polled a leaf future that did so. A task that returns PENDING with no
+ * wake arranged is never polled again (it stays alive until aborted or the
+ * executor is freed).
+ *
+ * The drop function, if any, runs exactly once per task, when the state is
+ * released: when the task is cancelled or panics; when it completes if no
+ * join handle is held; else when the join handle is freed (the state is the
+ * task's result until then).
+ */
+#ifndef CLOCKWORKER_TASK_H
+#define CLOCKWORKER_TASK_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What a poll function returns. */
+typedef enum cw_poll {
+    CW_PENDING = 0, /**< not done; a wake-up has been arranged */
+    CW_READY = 1    /**< done; the output is in the state */
+} cw_poll;
+
+/**
+ * A task's poll function.
+ * @param state the task's state (its copy, aligned for any type; valid for
+ *              the task's life).
+ * @param cx    the poll's context: valid only during this call.
+ */
+typedef cw_poll (*cw_poll_fn)(void *state, cw_cx *cx);
+
+/** Releases what the state owns (not the state's memory itself). */
+typedef void (*cw_drop_fn)(void *state);
+
+/**
+ * Spawn a task at the tail of a queue.
+ *
+ * @param q     the queue (cw_executor_queue()).
+ * @param poll  the poll function; required.
+ * @param state the initial state, copied (size bytes); may be NULL only
+ *              when size is 0 (the poll then gets a non-NULL pointer to
+ *              zero bytes).
+ * @param size  bytes of state.
+ * @param drop  optional; see the file comment for when it runs.
+ * @param join  if not NULL, receives a join handle the caller must free
+ *              with cw_join_free(); if NULL the task is detached.
+ * @return 0; -EINVAL if q or poll is NULL, or state is NULL with size > 0,
+ *         or size is absurd; -ESHUTDOWN if the executor is being freed;
+ *         -ENOMEM. On error nothing was spawned and *join is untouched.
+ *
+ * Executor thread only; may be called from inside a task's poll (the new
+ * task runs in a later turn of its queue, never inside this call).
+ * Allocation: one, reused from a per-size free list when possible.
+ */
+CW_EXTERN int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
+                       cw_drop_fn drop, cw_join **join);
+
+/**
+ * Whether the running task should return soon: its queue's slice or the
+ * round's driver_yield is spent, or a more deserving queue woke (a
+ * preemption was requested). A CPU-bound task calls it between chunks of
+ * work and, when true, wakes itself (cw_waker_wake_by_ref(cw_cx_waker(cx)))
+ * and returns ::CW_PENDING. Reads the clock once. NULL cx: false.
+ */
+CW_EXTERN bool cw_should_yield(cw_cx *cx);
+
+/**
+ * End the running task with a panic: formats the message and unwinds (with
+ * longjmp) to the poll boundary. With catch_panics on the task ends with
+ * status ::CW_EPANIC, the message is kept for cw_join_panic_message() and
+ * the drop function runs; otherwise the message is printed to stderr and
+ * the process aborts. Never returns.
+ *
+ * Unwinding skips the rest of the poll function and whatever it called:
+ * free nothing in between that the drop function does not know about.
+ * NULL cx, or a cx whose poll has returned: prints and aborts.
+ */
+CW_EXTERN _Noreturn void cw_panic(cw_cx *cx, const char *fmt, ...) CW_PRINTF(2, 3);
+
+/** The executor running this poll (NULL if cx is NULL). */
+CW_EXTERN cw_executor *cw_cx_executor(cw_cx *cx);
+
+/** The queue of the task being polled (NULL if cx is NULL). Spawning onto
+ *  it from the poll puts the new task behind this one. */
+CW_EXTERN cw_queue *cw_cx_queue(cw_cx *cx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,413 @@
+/*
+ * executor.c - the executor: creation, the scheduling round, run_until,
+ * cw_should_yield(), cw_panic() and freeing.
+ *
+ * A round, run from the driver's event, reads as phases:
+ *   1. take remote wakes from the inbox;
+ *   2. pick a queue (EEVDF) and run its tasks FIFO until its slice is
+ *      spent, the queue is empty, a preemption was requested, or the
+ *      round's budget (driver_yield ns, max_polls_per_yield polls) is
+ *      spent; charge the queue what it used; repeat;
+ *   3. if work remains, ask the driver for another round (libevent polls
+ *      I/O first); else go idle (remote wakes will signal the fd).
+ * One clock read after each poll is both the end of that poll and the
+ * start of the next.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static uint64_t monotonic_ns(void *arg)
+{
+    struct timespec ts;
+    (void)arg;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+static int cmp_by_id(const void *a, const void *b, void *queues)
+{
+    const cw_queue *q = queues;
+    uint32_t x = q[*(const uint32_t *)a].id, y = q[*(const uint32_t *)b].id;
+    return x < y ? -1 : x > y;
+}
+
+int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor **out)
+{
+    int err = -ENOMEM;
+
+    if (out)
+        *out = NULL;
+    if (!base || !cfg || !out || cfg->nqueues == 0)
+        return -EINVAL;
+
+    cw_executor *ex = cw__calloc(1, sizeof *ex);
+    if (!ex)
+        return -ENOMEM;
+    ex->base = base;
+    ex->nqueues = cfg->nqueues;
+    ex->driver_yield_ns = cfg->driver_yield_ns;
+    ex->max_polls_per_yield = cfg->max_polls_per_yield;
+    ex->catch_panics = cfg->catch_panics;
+    ex->now_ns = cfg->now_ns ? cfg->now_ns : monotonic_ns;
+    ex->clock_arg = cfg->clock_arg;
+    ex->cx.ex = ex;
+    cw__list_init(&ex->live);
+    cw__eevdf_init(&ex->sched, cfg->sched_latency_ns, cfg->min_slice_ns);
+
+    ex->queues = cw__calloc(cfg->nqueues, sizeof *ex->queues);
+    ex->by_id = cw__calloc(cfg->nqueues, sizeof *ex->by_id);
+    cw__shared *sh = cw__calloc(1, sizeof *sh);
+    if (!ex->queues || !ex->by_id || !sh)
+        goto fail;
+    for (uint32_t i = 0; i < cfg->nqueues; i++) {
+        cw_queue *q = &ex->queues[i];
+        q->ex = ex;
+        q->id = cfg->queues[i].id;
+        q->index = i;
+        cw__list_init(&q->runq);
+        cw__eq_init(&q->eq, i, cfg->queues[i].weight, cfg->queues[i].slice_ns);
+        ex->by_id[i] = i;
+    }
+    /* insertion sort: configs are small and this runs once */
+    for (uint32_t i = 1; i < cfg->nqueues; i++)
+        for (uint32_t j = i; j > 0 && cmp_by_id(&ex->by_id[j - 1], &ex->by_id[j], ex->queues) > 0; j--) {
+            uint32_t tmp = ex->by_id[j];
+            ex->by_id[j] = ex->by_id[j - 1];
+            ex->by_id[j - 1] = tmp;
+        }
+
+    atomic_init(&sh->refs, 1);
+    atomic_init(&sh->inbox, NULL);
+    atomic_init(&sh->sleeping, 0);
+    sh->notify_rfd = sh->notify_wfd = -1;
+    sh->thread = pthread_self();
+    sh->ex = ex;
+    ex->shared = sh;
+    if ((err = cw__notify_open(sh)) < 0)
+        goto fail;
+    if ((err = cw__driver_init(ex)) < 0)
+        goto fail;
+    *out = ex;
+    return 0;
+
+fail:
+    if (sh) {
+        sh->ex = NULL;
+        ex->shared = NULL;
+        cw__shared_release(sh, 1);
+    }
+    cw__free(ex->by_id);
+    cw__free(ex->queues);
+    cw__free(ex);
+    return err;
+}
+
+/* ---- freeing ------------------------------------------------------------- */
+
+void cw_executor_free(cw_executor *ex)
+{
+    if (!ex)
+        return;
+    assert(!ex->in_round && "cw_executor_free() called from inside a task");
+    ex->freeing = true;
+
+    /* Close the inbox; the references it held go. */
+    cw__task *t = atomic_exchange(&ex->shared->inbox, CW__INBOX_CLOSED);
+    while (t) {
+        cw__task *next = t->inbox_next;
+        atomic_store(&t->in_inbox, 0u);
+        cw__task_release(t);
+        t = next;
+    }
+    /* Cancel every live task; a drop function may end others. */
+    while (!cw__list_empty(&ex->live)) {
+        t = cw__container_of(ex->live.next, cw__task, live);
+        cw__task_end(ex, t, -ECANCELED);
+    }
+    cw__driver_free(ex);
+    cw__task_cache_free(ex);
+    ex->shared->ex = NULL;
+    cw__shared_release(ex->shared, 1);
+    cw__free(ex->by_id);
+    cw__free(ex->queues);
+    cw__free(ex);
+}
+
+/* ---- small accessors ----------------------------------------------------- */
+
+cw_queue *cw_executor_queue(cw_executor *ex, uint32_t id)
+{
+    if (!ex)
+        return NULL;
+    uint32_t lo = 0, hi = ex->nqueues;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        cw_queue *q = &ex->queues[ex->by_id[mid]];
+        if (q->id == id)
+            return q;
+        if (q->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+struct event_base *cw_executor_base(const cw_executor *ex)
+{
+    return ex ? ex->base : NULL;
+}
+
+uint64_t cw_executor_now(const cw_executor *ex)
+{
+    return ex ? cw__now(ex) : 0;
+}
+
+uint32_t cw_queue_id(const cw_queue *q)
+{
+    return q ? q->id : 0;
+}
+
+uint32_t cw_queue_weight(const cw_queue *q)
+{
+    if (!q)
+        return 0;
+    return q->eq.new_weight ? q->eq.new_weight : (uint32_t)q->eq.weight;
+}
+
+cw_executor *cw_queue_executor(const cw_queue *q)
+{
+    return q ? q->ex : NULL;
+}
+
+int cw_queue_set_weight(cw_queue *q, uint32_t weight)
+{
+    if (!q || weight == 0)
+        return -EINVAL;
+    cw__eevdf_reweight(&q->ex->sched, &q->eq, weight);
+    return 0;
+}
+
+cw_executor *cw_cx_executor(cw_cx *cx)
+{
+    return cx ? cx->ex : NULL;
+}
+
+cw_queue *cw_cx_queue(cw_cx *cx)
+{
+    return cx && cx->task ? cx->task->q : NULL;
+}
+
+/* ---- scheduling rounds --------------------------------------------------- */
+
+void cw__executor_schedule(cw_executor *ex)
+{
+    if (ex->in_round || ex->round_pending || ex->freeing)
+        return;
+    if (ex->idle) {
+        ex->idle = false;
+        atomic_store(&ex->shared->sleeping, 0);
+    }
+    ex->round_pending = true;
+    cw__driver_schedule(ex);
+}
+
+void cw__executor_update_watch(cw_executor *ex)
+{
+    cw__driver_watch_notify(ex, ex->stats.tasks_live > 0 && !ex->freeing);
+}
+
+/* Poll one task; with catch_panics, a cw_panic() lands back here. */
+static bool poll_task(cw_executor *ex, cw__task *t, cw_poll *res)
+{
+    sigjmp_buf jb;
+
+    if (!ex->catch_panics) {
+        *res = t->poll(t->state, &ex->cx);
+        return false;
+    }
+    ex->panic_jmp = &jb;
+    if (sigsetjmp(jb, 0)) {
+        ex->panic_jmp = NULL;
+        return true;
+    }
+    *res = t->poll(t->state, &ex->cx);
+    ex->panic_jmp = NULL;
+    return false;
+}
+
+enum slice_end { END_EMPTY, END_SLICE, END_PREEMPT, END_ROUND };
+
+static enum slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
+                                uint32_t *polls_left)
+{
+    cw__shared *sh = ex->shared;
+
+    for (;;) {
+        if (cw__list_empty(&q->runq))
+            return END_EMPTY;
+        cw__task *t = cw__container_of(q->runq.next, cw__task, link);
+        cw__list_remove(&t->link);
+        q->nrunq--;
+        t->flags = (uint16_t)((t->flags & ~CW__T_SCHEDULED) | CW__T_RUNNING);
+
+        cw_poll res = CW_PENDING;
+        ex->cx.task = t;
+        bool panicked = poll_task(ex, t, &res);
+        ex->cx.task = NULL;
+
+        uint64_t t1 = cw__now(ex);
+        uint64_t dt = t1 - *now;
+        *now = t1;
+        ex->stats.polls++;
+        ex->stats.cpu_ns += dt;
+        cw__hist_record(&ex->stats.poll_ns, dt);
+        q->polls++;
+        q->cpu_ns += dt;
+
+        if (panicked)
+            cw__task_end(ex, t, CW_EPANIC);
+        else if (t->flags & CW__T_CANCEL)
+            cw__task_end(ex, t, -ECANCELED);
+        else if (res == CW_READY)
+            cw__task_end(ex, t, 0);
+        else {
+            bool again = t->flags & CW__T_NOTIFIED;
+            t->flags &= (uint16_t)~(CW__T_RUNNING | CW__T_NOTIFIED);
+            if (again)
+                cw__task_enqueue(ex, t);
+        }
+
+        if (atomic_load_explicit(&sh->inbox, memory_order_relaxed))
+            cw__inbox_drain(ex);
+        if (--*polls_left == 0 || (int64_t)(t1 - ex->round_end) >= 0)
+            return END_ROUND;
+        if (ex->preempt)
+            return END_PREEMPT;
+        if (ex->sched.nr_running > 1 && (int64_t)(t1 - ex->slice_end) >= 0)
+            return END_SLICE;
+    }
+}
+
+void cw__executor_round(cw_executor *ex)
+{
+    ex->round_pending = false;
+    if (ex->in_round || ex->freeing)
+        return;
+    ex->in_round = true;
+    ex->stats.rounds++;
+
+    uint64_t now = cw__now(ex);
+    uint32_t polls_left = ex->max_polls_per_yield;
+    ex->round_end = now + ex->driver_yield_ns;
+    cw__inbox_drain(ex);
+
+    for (;;) {
+        uint64_t slice;
+        cw__eq *e = cw__eevdf_pick(&ex->sched, &slice);
+        if (!e)
+            break;
+        cw_queue *q = cw__container_of(e, cw_queue, eq);
+        uint64_t start = now;
+        ex->preempt = false;
+        ex->slice_end = now + slice;
+        ex->stats.slices++;
+        q->slices++;
+        enum slice_end why = run_slice(ex, q, &now, &polls_left);
+        if (why == END_PREEMPT) {
+            ex->stats.preemptions++;
+            q->preemptions++;
+        }
+        cw__eevdf_charge(&ex->sched, now - start, q->nrunq > 0);
+        ex->preempt = false;
+        if (why == END_ROUND)
+            break;
+    }
+
+    ex->in_round = false;
+    if (ex->sched.nr_running) {
+        cw__executor_schedule(ex);
+        return;
+    }
+    /* Idle: let remote wakers know they must signal, then look once more. */
+    ex->idle = true;
+    atomic_store(&ex->shared->sleeping, 1);
+    if (atomic_load(&ex->shared->inbox)) {
+        cw__executor_schedule(ex);
+        return;
+    }
+    if (!ex->stats.tasks_live)
+        cw__executor_update_watch(ex);
+}
+
+int cw_executor_run_until(cw_executor *ex, cw_join *join)
+{
+    if (!ex || !join)
+        return -EINVAL;
+    cw__task *t = cw__task_of_join(join);
+    if (t->shared != ex->shared)
+        return -EINVAL;
+    if (ex->in_round)
+        return -EBUSY;
+    if (ex->freeing)
+        return -ESHUTDOWN;
+    while (!(t->flags & CW__T_DONE)) {
+        int r = cw__driver_loop_once(ex);
+        if (r < 0)
+            return -EIO;
+        if (r > 0 && !(t->flags & CW__T_DONE))
+            return -EAGAIN; /* nothing left that could wake it */
+    }
+    return t->status;
+}
+
+/* ---- inside a poll -------------------------------------------------------- */
+
+bool cw_should_yield(cw_cx *cx)
+{
+    if (!cx || !cx->task)
+        return false;
+    cw_executor *ex = cx->ex;
+    if (atomic_load_explicit(&ex->shared->inbox, memory_order_relaxed))
+        cw__inbox_drain(ex);
+    if (ex->preempt)
+        return true;
+    uint64_t now = cw__now(ex);
+    return (int64_t)(now - ex->round_end) >= 0
+           || (ex->sched.nr_running > 1 && (int64_t)(now - ex->slice_end) >= 0);
+}
+
+_Noreturn void cw_panic(cw_cx *cx, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg = NULL;
+
+    if (fmt) {
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (msg = cw__malloc((size_t)n + 1))) {
+            va_start(ap, fmt);
+            vsnprintf(msg, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+        }
+    }
+    if (cx && cx->task && cx->ex->panic_jmp) {
+        cx->task->panic_msg = msg;
+        siglongjmp(*cx->ex->panic_jmp, 1);
+    }
+    fprintf(stderr, "clockworker: task panicked: %s\n",
+            msg ? msg : fmt ? "(message lost: out of memory)" : "(no message)");
+    fflush(stderr);
+    abort();
+}

@@ -1,0 +1,239 @@
+/*
+ * internal.h - structures shared by the library's files. Not installed.
+ *
+ * Ownership in one paragraph: a task is one allocation (cw__task header +
+ * state). It is referenced by the executor while it is alive (not ended),
+ * by its join handle, by every waker clone, and by the remote inbox while
+ * it sits there; the last reference frees the block (into the executor's
+ * free list on the executor thread, else with free()). Every block also
+ * holds the executor's cw__shared, which outlives the executor for as long
+ * as a block (say one a waker on another thread still references) exists.
+ */
+#ifndef CW_INTERNAL_H
+#define CW_INTERNAL_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "clockworker.h"
+#include "eevdf.h"
+
+#define CW__MAX_SLICE_NS ((uint64_t)1 << 40)
+
+/* ---- allocation: every allocation in the library goes through here ---- */
+void *cw__malloc(size_t n);
+void *cw__calloc(size_t n, size_t size);
+void *cw__realloc(void *p, size_t n);
+void cw__free(void *p);
+
+/* ---- intrusive circular doubly-linked list (as libuv's queue.h) -------- */
+/* Every operation is O(1); no allocation. */
+typedef struct cw__list {
+    struct cw__list *prev, *next;
+} cw__list;
+
+#define cw__container_of(ptr, type, member) \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+
+static inline void cw__list_init(cw__list *h)
+{
+    h->prev = h->next = h;
+}
+
+static inline bool cw__list_empty(const cw__list *h)
+{
+    return h->next == h;
+}
+
+static inline void cw__list_push_back(cw__list *h, cw__list *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+
+static inline void cw__list_remove(cw__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* ---- config ------------------------------------------------------------- */
+struct cw__qdef {
+    uint32_t id;
+    uint32_t weight;
+    uint64_t slice_ns; /* 0: derived */
+};
+
+struct cw_config {
+    struct cw__qdef *queues; /* in the order added: the queue's index */
+    uint32_t nqueues, cap;
+    uint64_t sched_latency_ns;
+    uint64_t min_slice_ns;
+    uint64_t driver_yield_ns;
+    uint32_t max_polls_per_yield;
+    bool catch_panics;
+    uint64_t (*now_ns)(void *);
+    void *clock_arg;
+};
+
+struct cw__qdef *cw__config_find(const cw_config *cfg, uint32_t id);
+
+/* ---- the part of an executor that other threads may touch -------------- */
+typedef struct cw__task cw__task;
+
+/* The inbox is closed (the executor is gone) when it holds this. */
+#define CW__INBOX_CLOSED ((cw__task *)1)
+
+typedef struct cw__shared {
+    atomic_size_t refs;       /* the executor + one per task block */
+    _Atomic(cw__task *) inbox; /* Treiber stack of remotely woken tasks */
+    atomic_int sleeping;      /* 1: no round pending; a remote wake signals */
+    int notify_rfd, notify_wfd; /* eventfd (same fd twice) or a pipe */
+    pthread_t thread;         /* the executor thread */
+    cw_executor *ex;          /* executor thread only; NULL once freed */
+} cw__shared;
+
+void cw__shared_release(cw__shared *sh, size_t n);
+int cw__notify_open(cw__shared *sh);
+void cw__notify_signal(cw__shared *sh);
+void cw__notify_drain(cw__shared *sh);
+
+/* ---- tasks -------------------------------------------------------------- */
+enum {
+    CW__T_SCHEDULED = 1 << 0, /* in its queue's FIFO */
+    CW__T_RUNNING = 1 << 1,   /* being polled */
+    CW__T_NOTIFIED = 1 << 2,  /* woken while running: re-enqueue after */
+    CW__T_DONE = 1 << 3,      /* ended; status is final */
+    CW__T_CANCEL = 1 << 4,    /* aborted while running: end after the poll */
+    CW__T_HAS_JOIN = 1 << 5,  /* a join handle exists */
+    CW__T_DROPPED = 1 << 6,   /* the drop function has run (or none) */
+};
+
+#define CW__NO_CLASS UINT16_MAX
+
+struct cw__task {
+    cw_poll_fn poll;
+    cw_drop_fn drop;
+    cw_queue *q;               /* not used once DONE */
+    cw__shared *shared;
+    cw__list link;             /* q->runq while SCHEDULED */
+    cw__list live;             /* ex->live while not DONE */
+    cw__task *inbox_next;      /* while in the inbox */
+    cw_waker *join_waiter;     /* the task awaiting this one (owned ref) */
+    char *panic_msg;           /* status CW_EPANIC */
+    atomic_uint refs;
+    atomic_uint in_inbox;
+    uint16_t flags;            /* CW__T_*: executor thread only */
+    uint16_t size_class;
+    int32_t status;            /* -EAGAIN until DONE */
+    alignas(max_align_t) unsigned char state[];
+};
+
+static inline cw__task *cw__task_of_waker(const cw_waker *w)
+{
+    return (cw__task *)(uintptr_t)w;
+}
+
+static inline cw__task *cw__task_of_join(const cw_join *j)
+{
+    return (cw__task *)(uintptr_t)j;
+}
+
+void cw__task_release(cw__task *t);
+void cw__task_end(cw_executor *ex, cw__task *t, int status);
+void cw__task_drop_state(cw__task *t);
+void cw__task_wake_local(cw_executor *ex, cw__task *t);
+void cw__task_enqueue(cw_executor *ex, cw__task *t);
+void cw__task_cache_free(cw_executor *ex);
+
+/* ---- executor ----------------------------------------------------------- */
+struct cw_queue {
+    cw_executor *ex;
+    uint32_t id;
+    uint32_t index;
+    cw__list runq;   /* FIFO of SCHEDULED tasks */
+    uint64_t nrunq;
+    cw__eq eq;       /* its scheduling entity */
+    uint64_t spawned, completed, cancelled, panicked;
+    uint64_t polls, cpu_ns, slices, preemptions;
+};
+
+struct cw_cx {
+    cw_executor *ex;
+    cw__task *task; /* NULL outside a poll */
+};
+
+/* Size classes of task blocks: 16-byte steps up to 1 KiB. */
+#define CW__CLASS_STEP 16
+#define CW__NCLASSES 64
+#define CW__CACHE_MAX 1024 /* blocks kept per class */
+
+struct cw__driver {
+    struct event *round_ev;
+    struct event *notify_ev;
+    bool notify_watched;
+};
+
+struct cw_executor {
+    struct event_base *base;
+    cw__shared *shared;
+    cw_queue *queues;          /* by index (config order) */
+    uint32_t *by_id;           /* indexes sorted by id */
+    uint32_t nqueues;
+    cw__eevdf sched;
+    cw__list live;             /* tasks not ended */
+
+    uint64_t driver_yield_ns;
+    uint32_t max_polls_per_yield;
+    bool catch_panics;
+    uint64_t (*now_ns)(void *);
+    void *clock_arg;
+
+    /* run state */
+    bool in_round;
+    bool round_pending;
+    bool idle;                 /* shared->sleeping was set */
+    bool freeing;
+    bool preempt;              /* end the slice after this poll */
+    uint64_t slice_end;
+    uint64_t round_end;
+    cw_cx cx;
+    sigjmp_buf *panic_jmp;
+
+    struct cw__driver drv;
+    cw__task *cache[CW__NCLASSES];
+    uint32_t ncache[CW__NCLASSES];
+    struct cw_executor_stats stats;
+};
+
+static inline uint64_t cw__now(const cw_executor *ex)
+{
+    return ex->now_ns(ex->clock_arg);
+}
+
+static inline bool cw__on_thread(const cw__shared *sh)
+{
+    return pthread_equal(pthread_self(), sh->thread);
+}
+
+void cw__executor_schedule(cw_executor *ex);
+void cw__executor_round(cw_executor *ex);
+void cw__executor_update_watch(cw_executor *ex);
+void cw__inbox_drain(cw_executor *ex);
+void cw__hist_record(cw_hist *h, uint64_t v);
+
+/* ---- the event loop driver (driver_libevent.c) --------------------------
+ * The only file that calls libevent. Another loop would provide these. */
+int cw__driver_init(cw_executor *ex);
+void cw__driver_free(cw_executor *ex);
+void cw__driver_schedule(cw_executor *ex);            /* a round after I/O */
+void cw__driver_watch_notify(cw_executor *ex, bool on); /* remote-wake fd */
+int cw__driver_loop_once(cw_executor *ex);            /* run_until's step */
+
+#endif

@@ -1,0 +1,73 @@
+/* join.c - join handles: a cw_join * is the task block, holding a reference. */
+#include "config.h"
+
+#include "internal.h"
+
+cw_poll cw_join_poll(cw_join *j, cw_cx *cx)
+{
+    if (!j || !cx || !cx->task)
+        return CW_READY;
+    cw__task *t = cw__task_of_join(j);
+    if (t->flags & CW__T_DONE)
+        return CW_READY;
+    cw_waker *w = cw_cx_waker(cx);
+    if (!cw_waker_will_wake(t->join_waiter, w)) {
+        cw_waker_free(t->join_waiter);
+        t->join_waiter = cw_waker_clone(w);
+    }
+    return CW_PENDING;
+}
+
+int cw_join_status(const cw_join *j)
+{
+    return j ? cw__task_of_join(j)->status : -EINVAL;
+}
+
+void *cw_join_state(cw_join *j)
+{
+    if (!j)
+        return NULL;
+    cw__task *t = cw__task_of_join(j);
+    return t->status == 0 && !(t->flags & CW__T_DROPPED) ? t->state : NULL;
+}
+
+const char *cw_join_panic_message(const cw_join *j)
+{
+    if (!j)
+        return NULL;
+    cw__task *t = cw__task_of_join(j);
+    if (t->status != CW_EPANIC)
+        return NULL;
+    return t->panic_msg ? t->panic_msg : "(panic message lost: out of memory)";
+}
+
+void cw_join_abort(cw_join *j)
+{
+    if (!j)
+        return;
+    cw__task *t = cw__task_of_join(j);
+    if (t->flags & CW__T_DONE)
+        return;
+    if (t->flags & CW__T_RUNNING) {
+        /* Aborted from inside its own poll: end it once the poll returns. */
+        t->flags |= CW__T_CANCEL;
+        return;
+    }
+    cw__task_end(t->shared->ex, t, -ECANCELED);
+}
+
+void cw_join_free(cw_join *j)
+{
+    if (!j)
+        return;
+    cw__task *t = cw__task_of_join(j);
+    t->flags &= (uint16_t)~CW__T_HAS_JOIN;
+    if (t->join_waiter) {
+        cw_waker *w = t->join_waiter;
+        t->join_waiter = NULL;
+        cw_waker_free(w);
+    }
+    if (t->flags & CW__T_DONE)
+        cw__task_drop_state(t);
+    cw__task_release(t);
+}

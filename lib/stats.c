@@ -1,0 +1,71 @@
+/* stats.c - histograms and the counters' getters. */
+#include "config.h"
+
+#include <string.h>
+
+#include "internal.h"
+
+void cw__hist_record(cw_hist *h, uint64_t v)
+{
+    unsigned b = v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
+    h->buckets[b < CW_HIST_BUCKETS ? b : CW_HIST_BUCKETS - 1]++;
+    h->count++;
+    h->sum += v;
+    if (v > h->max)
+        h->max = v;
+}
+
+uint64_t cw_hist_quantile(const cw_hist *h, double q)
+{
+    if (!h || !h->count)
+        return 0;
+    if (!(q > 0))
+        q = 0;
+    if (q > 1)
+        q = 1;
+    double rank = q * (double)h->count;
+    uint64_t seen = 0;
+    for (unsigned b = 0; b < CW_HIST_BUCKETS; b++) {
+        uint64_t n = h->buckets[b];
+        if (!n)
+            continue;
+        if ((double)(seen + n) >= rank) {
+            double lo = b ? (double)((uint64_t)1 << (b - 1)) : 0;
+            double hi = b ? (b < 64 ? 2 * lo : 18446744073709551615.0) : 0;
+            double v = lo + (hi - lo) * ((rank - (double)seen) / (double)n);
+            uint64_t r = v >= (double)h->max ? h->max : (uint64_t)v;
+            return r;
+        }
+        seen += n;
+    }
+    return h->max;
+}
+
+int cw_executor_stats(const cw_executor *ex, struct cw_executor_stats *out)
+{
+    if (!ex || !out)
+        return -EINVAL;
+    *out = ex->stats;
+    return 0;
+}
+
+int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out)
+{
+    if (!q || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->id = q->id;
+    out->weight = cw_queue_weight(q);
+    out->runnable = q->nrunq;
+    out->tasks_spawned = q->spawned;
+    out->tasks_completed = q->completed;
+    out->tasks_cancelled = q->cancelled;
+    out->tasks_panicked = q->panicked;
+    out->polls = q->polls;
+    out->cpu_ns = q->cpu_ns;
+    out->slices = q->slices;
+    out->preemptions = q->preemptions;
+    out->vruntime = q->eq.vruntime;
+    out->lag = cw__eevdf_lag(&q->ex->sched, &q->eq);
+    return 0;
+}

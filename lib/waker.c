@@ -1,0 +1,180 @@
+/*
+ * waker.c - wakers, the remote inbox and the notification fd.
+ *
+ * A cw_waker * is the task block itself; a clone is a reference on it.
+ *
+ * On the executor thread a wake only touches the task's (plain) flags and
+ * its queue. From another thread a wake pushes the task onto the shared
+ * inbox, a Treiber stack (lock-free multi-producer; the executor takes the
+ * whole stack with one exchange and reverses it, so remote wakes keep
+ * their order). The per-task in_inbox flag keeps a task in the stack at
+ * most once (no allocation: the link is in the block), and the push holds
+ * a reference so the block outlives its stay there.
+ *
+ * Sleeping protocol (no lost wake, no syscall while busy):
+ *   executor going idle: sleeping = 1; then look at the inbox
+ *   remote waker:        push; then if sleeping, exchange it to 0 and
+ *                        write the notification fd
+ * Both use sequentially consistent operations, so at least one side sees
+ * the other's write (Dekker).
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_EVENTFD_H
+#include <sys/eventfd.h>
+#endif
+
+#include "internal.h"
+
+/* ---- the shared part and its fd ----------------------------------------- */
+
+int cw__notify_open(cw__shared *sh)
+{
+#ifdef HAVE_SYS_EVENTFD_H
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    sh->notify_rfd = sh->notify_wfd = fd;
+#else
+    int fds[2];
+    if (pipe(fds) < 0)
+        return -errno;
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    sh->notify_rfd = fds[0];
+    sh->notify_wfd = fds[1];
+#endif
+    return 0;
+}
+
+void cw__notify_signal(cw__shared *sh)
+{
+    uint64_t one = 1;
+    ssize_t r;
+#ifdef HAVE_SYS_EVENTFD_H
+    r = write(sh->notify_wfd, &one, sizeof one);
+#else
+    r = write(sh->notify_wfd, &one, 1);
+#endif
+    (void)r; /* EAGAIN: a signal is already pending, which is all we need */
+}
+
+void cw__notify_drain(cw__shared *sh)
+{
+    uint64_t buf[8];
+    while (read(sh->notify_rfd, buf, sizeof buf) > 0)
+        ;
+}
+
+void cw__shared_release(cw__shared *sh, size_t n)
+{
+    if (atomic_fetch_sub_explicit(&sh->refs, n, memory_order_acq_rel) != n)
+        return;
+    assert(!sh->ex);
+    if (sh->notify_rfd >= 0)
+        close(sh->notify_rfd);
+    if (sh->notify_wfd >= 0 && sh->notify_wfd != sh->notify_rfd)
+        close(sh->notify_wfd);
+    cw__free(sh);
+}
+
+/* ---- the inbox ---------------------------------------------------------- */
+
+static void wake_remote(cw__task *t)
+{
+    cw__shared *sh = t->shared;
+
+    if (atomic_exchange(&t->in_inbox, 1u))
+        return; /* already on its way */
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    cw__task *head = atomic_load(&sh->inbox);
+    do {
+        if (head == CW__INBOX_CLOSED) { /* the executor is gone */
+            atomic_store(&t->in_inbox, 0u);
+            cw__task_release(t);
+            return;
+        }
+        t->inbox_next = head;
+    } while (!atomic_compare_exchange_weak(&sh->inbox, &head, t));
+    if (atomic_load(&sh->sleeping) && atomic_exchange(&sh->sleeping, 0))
+        cw__notify_signal(sh);
+}
+
+/* Executor thread: take every remotely woken task and wake it here. */
+void cw__inbox_drain(cw_executor *ex)
+{
+    cw__task *t = atomic_exchange(&ex->shared->inbox, NULL);
+    cw__task *fifo = NULL;
+
+    while (t) { /* reverse: oldest first */
+        cw__task *next = t->inbox_next;
+        t->inbox_next = fifo;
+        fifo = t;
+        t = next;
+    }
+    while (fifo) {
+        cw__task *next = fifo->inbox_next; /* read before re-arming */
+        atomic_store(&fifo->in_inbox, 0u);
+        if (!(fifo->flags & CW__T_DONE)) {
+            ex->stats.wakes_remote++;
+            cw__task_wake_local(ex, fifo);
+        }
+        cw__task_release(fifo);
+        fifo = next;
+    }
+}
+
+/* ---- the public functions ----------------------------------------------- */
+
+cw_waker *cw_cx_waker(cw_cx *cx)
+{
+    return cx && cx->task ? (cw_waker *)cx->task : NULL;
+}
+
+cw_waker *cw_waker_clone(const cw_waker *w)
+{
+    if (!w)
+        return NULL;
+    cw__task *t = cw__task_of_waker(w);
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    return (cw_waker *)t;
+}
+
+void cw_waker_wake_by_ref(const cw_waker *w)
+{
+    if (!w)
+        return;
+    cw__task *t = cw__task_of_waker(w);
+    cw__shared *sh = t->shared;
+    if (cw__on_thread(sh)) {
+        if (sh->ex && !(t->flags & CW__T_DONE)) {
+            sh->ex->stats.wakes_local++;
+            cw__task_wake_local(sh->ex, t);
+        }
+    } else {
+        wake_remote(t);
+    }
+}
+
+void cw_waker_wake(cw_waker *w)
+{
+    cw_waker_wake_by_ref(w);
+    cw_waker_free(w);
+}
+
+void cw_waker_free(cw_waker *w)
+{
+    if (w)
+        cw__task_release(cw__task_of_waker(w));
+}
+
+bool cw_waker_will_wake(const cw_waker *a, const cw_waker *b)
+{
+    return a && a == b;
+}

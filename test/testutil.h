@@ -1,0 +1,36 @@
+/* testutil.h - shared helpers of the Check suites. */
+#ifndef CW_TESTUTIL_H
+#define CW_TESTUTIL_H
+
+#include <check.h>
+#include <event2/event.h>
+#include <stdint.h>
+
+#include "clockworker.h"
+
+/* A clock the test advances by hand (ns). */
+typedef struct fake_clock {
+    uint64_t now;
+} fake_clock;
+
+uint64_t fake_now(void *arg);
+
+/* A base and an executor on it. */
+typedef struct tenv {
+    struct event_base *base;
+    cw_executor *ex;
+    fake_clock clk;
+} tenv;
+
+/* Build an executor from cfg (which is freed). With fake != 0 the executor
+ * uses env->clk. Fails the test on error. */
+void tenv_init(tenv *env, cw_config *cfg, int fake);
+void tenv_free(tenv *env);
+
+/* One non-blocking turn of the loop: runs a pending round if any. */
+void tenv_turn(tenv *env);
+
+/* Run the Check suite, print its summary, return an exit status. */
+int run_suite(Suite *s);
+
+#endif
