@@ -37,17 +37,22 @@
  *
  * Leaving and re-entering: a queue that empties keeps its lag, clamped to
  * one request either way (so a long sleep earns no burst and an early
- * wake loses no credit). On re-entry it is placed so that its lag after
+ * wake loses no credit). A negative lag is worked off while the queue
+ * sleeps, as if it had stayed in the competition with nothing to run
+ * (Linux's delayed dequeue): on re-entry it shrinks by how far V advanced
+ * meanwhile, never past 0. Without that, a queue that runs briefly and
+ * sleeps (the latency-sensitive kind) would come back ineligible every
+ * time and wait out other queues' slices. On re-entry it is placed so that its lag after
  * placement equals the saved lag. Adding a queue of weight w at
  * v = V - l moves the average to V' = V - w*l/(W + w), leaving the queue
  * a lag of l*W/(W + w); so, as place_entity() does, the saved lag is
  * inflated by (W + w)/W first. With nothing runnable V stays where it
  * was (v_idle), the reference for the next queue to wake.
  *
- * Charging happens once per slice, with the slice's measured duration
- * (the sum of its polls): v_i then equals what per-poll charging would
- * give, without a division per poll. XXX: during a slice, V and curr's
- * v are those of the slice start; the preemption test on wake uses them.
+ * Charging happens at the end of a slice, with the slice's measured
+ * duration (the sum of its polls), and before a queue is placed mid-slice
+ * (update_curr), so V is current where it matters without a division per
+ * poll. XXX: the poll in progress when a wake happens is charged later.
  */
 #include "config.h"
 
@@ -281,6 +286,7 @@ static void leave(cw__eevdf *s, cw__eq *e)
 {
     uint64_t V = cw__eevdf_avg(s);
     e->vlag = clamp_lag(s, e, vdiff(V, e->vruntime));
+    e->v_left = V;
     if (e->in_tree)
         tree_remove(s, e);
     sum_sub(s, e);
@@ -296,6 +302,11 @@ bool cw__eevdf_enqueue(cw__eevdf *s, cw__eq *e)
     assert(!e->on_rq);
     uint64_t V = cw__eevdf_avg(s);
     int64_t lag = e->vlag;
+    if (lag < 0) { /* worked off while asleep */
+        int64_t since = vdiff(V, e->v_left);
+        if (since > 0)
+            lag = since >= -lag ? 0 : lag + since;
+    }
     if (s->load)
         lag = (int64_t)((__int128)lag * (__int128)(s->load + e->weight) / (__int128)s->load);
     e->vruntime = V - (uint64_t)lag;
@@ -355,6 +366,7 @@ cw__eq *cw__eevdf_pick(cw__eevdf *s, uint64_t *slice_ns)
     }
     tree_remove(s, best);
     s->curr = best;
+    s->curr_ns = 0;
     if (!cw__vt_before(best->vruntime, best->deadline))
         best->deadline = best->vruntime + (uint64_t)vspan(best, cw__eevdf_request(s, best));
     /* The rest of the request in wall time: (d - v) * w / S, at least 1. */
@@ -390,14 +402,23 @@ static void reweight_now(cw__eevdf *s, cw__eq *e, uint32_t weight)
         tree_insert(s, e);
 }
 
+void cw__eevdf_update_curr(cw__eevdf *s, uint64_t ns)
+{
+    cw__eq *e = s->curr;
+    if (!e || ns <= s->curr_ns)
+        return;
+    int64_t delta = vspan(e, ns - s->curr_ns);
+    s->curr_ns = ns;
+    e->vruntime += (uint64_t)delta;
+    s->sum_wv += (__int128)e->weight * delta;
+}
+
 void cw__eevdf_charge(cw__eevdf *s, uint64_t ns, bool still_runnable)
 {
     cw__eq *e = s->curr;
     assert(e && e->on_rq && !e->in_tree);
+    cw__eevdf_update_curr(s, ns);
     s->curr = NULL;
-    int64_t delta = vspan(e, ns);
-    e->vruntime += (uint64_t)delta;
-    s->sum_wv += (__int128)e->weight * delta;
     if (!cw__vt_before(e->vruntime, e->deadline))
         e->deadline = e->vruntime + (uint64_t)vspan(e, cw__eevdf_request(s, e));
     if (e->new_weight) {

@@ -28,6 +28,7 @@ struct cw__eq {
     uint64_t vruntime;   /* v_i (wraps; compare with cw__vt_before) */
     uint64_t deadline;   /* d_i = v_i + r_i * SCALE / w_i at request start */
     int64_t vlag;        /* lag V - v_i saved while idle (clamped) */
+    uint64_t v_left;     /* V when it went idle */
     uint32_t index;      /* position in the config: ties go to the lower */
     uint32_t new_weight; /* reweight requested while running (0: none) */
     bool on_rq;          /* runnable: counted in the sums */
@@ -64,6 +65,7 @@ typedef struct cw__eevdf {
     cw__eq *root;         /* runnable, not running, inserted */
     cw__eq *pending;      /* runnable, placed, not yet inserted (O(1) wake) */
     cw__eq *curr;         /* the queue whose slice runs now, or NULL */
+    uint64_t curr_ns;     /* ns of curr's slice already charged */
     uint64_t latency_ns;
     uint64_t min_slice_ns;
     uint32_t rng;
@@ -92,7 +94,12 @@ void cw__eevdf_dequeue(cw__eevdf *s, cw__eq *e);
  * curr == NULL. *slice_ns gets the wall time the slice may last. */
 cw__eq *cw__eevdf_pick(cw__eevdf *s, uint64_t *slice_ns);
 
-/* End curr's slice having used ns of CPU; it stays runnable or goes idle. */
+/* Charge curr for its slice so far (ns since the pick), so that V is
+ * current when a queue is placed mid-slice (Linux's update_curr()). */
+void cw__eevdf_update_curr(cw__eevdf *s, uint64_t ns);
+
+/* End curr's slice having used ns of CPU in all (what update_curr charged
+ * is not charged again); it stays runnable or goes idle. */
 void cw__eevdf_charge(cw__eevdf *s, uint64_t ns, bool still_runnable);
 
 /* Change a weight. For curr it applies when the slice is charged; for

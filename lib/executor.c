@@ -262,6 +262,7 @@ static enum slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
         t->flags = (uint16_t)((t->flags & ~CW__T_SCHEDULED) | CW__T_RUNNING);
 
         cw_poll res = CW_PENDING;
+        ex->poll_start = *now;
         ex->cx.task = t;
         bool panicked = poll_task(ex, t, &res);
         ex->cx.task = NULL;
@@ -320,6 +321,8 @@ void cw__executor_round(cw_executor *ex)
         cw_queue *q = cw__container_of(e, cw_queue, eq);
         uint64_t start = now;
         ex->preempt = false;
+        ex->slice_start = now;
+        ex->poll_start = now;
         ex->slice_end = now + slice;
         ex->stats.slices++;
         q->slices++;

@@ -201,6 +201,8 @@ struct cw_executor {
     bool idle;                 /* shared->sleeping was set */
     bool freeing;
     bool preempt;              /* end the slice after this poll */
+    uint64_t slice_start;
+    uint64_t poll_start;       /* clock read before the poll in progress */
     uint64_t slice_end;
     uint64_t round_end;
     cw_cx cx;

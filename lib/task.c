@@ -104,8 +104,14 @@ void cw__task_enqueue(cw_executor *ex, cw__task *t)
     t->flags |= CW__T_SCHEDULED;
     cw__list_push_back(&q->runq, &t->link);
     q->nrunq++;
-    if (!q->eq.on_rq && cw__eevdf_enqueue(&ex->sched, &q->eq))
-        ex->preempt = true;
+    if (!q->eq.on_rq) {
+        /* V must be current for the placement: charge the running slice
+         * up to the start of the poll in progress (no clock read here). */
+        if (ex->sched.curr)
+            cw__eevdf_update_curr(&ex->sched, ex->poll_start - ex->slice_start);
+        if (cw__eevdf_enqueue(&ex->sched, &q->eq))
+            ex->preempt = true;
+    }
     cw__executor_schedule(ex);
 }
 

@@ -1,4 +1,460 @@
+/* check_sched.c - the scheduler seen through the executor, under the
+ * injectable clock: every poll advances the fake clock by its invented
+ * cost, so shares, slices and preemptions are exact and repeatable. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "testutil.h"
-START_TEST(placeholder_sched) { ck_assert_int_eq(1, 1); }
+
+#define US 1000ull
+#define MS 1000000ull
+#define MAXLOG 200000
+
+static fake_clock *g_clk;
+static uint64_t g_polls[8];      /* polls per queue id */
+static uint64_t g_total;         /* all polls */
+static int g_stop;               /* CPU tasks return READY when set */
+static uint32_t g_log[MAXLOG];   /* queue id of each poll, in order */
+static uint64_t g_logn;
+
+typedef struct spin {
+    uint32_t qid;
+    uint64_t cost; /* ns per poll */
+} spin;
+
+static void record(uint32_t qid, uint64_t cost)
+{
+    g_clk->now += cost;
+    g_polls[qid]++;
+    if (g_logn < MAXLOG)
+        g_log[g_logn++] = qid;
+    g_total++;
+}
+
+/* CPU-bound: burn `cost`, yield, forever (until g_stop). */
+static cw_poll spin_poll(void *state, cw_cx *cx)
+{
+    spin *s = state;
+    if (g_stop)
+        return CW_READY;
+    record(s->qid, s->cost);
+    cw_waker_wake_by_ref(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+static void reset(tenv *env)
+{
+    g_clk = &env->clk;
+    memset(g_polls, 0, sizeof g_polls);
+    g_total = 0;
+    g_stop = 0;
+    g_logn = 0;
+}
+
+static void run_polls(tenv *env, uint64_t n)
+{
+    uint64_t until = g_total + n;
+    for (int guard = 0; g_total < until; guard++) {
+        ck_assert_int_lt(guard, 10000000);
+        tenv_turn(env);
+    }
+}
+
+static void unpark(void);
+
+static void stop_all(tenv *env)
+{
+    g_stop = 1;
+    unpark();
+    for (int i = 0; i < 100; i++)
+        tenv_turn(env);
+    struct cw_executor_stats st;
+    cw_executor_stats(env->ex, &st);
+    ck_assert_uint_eq(st.tasks_live, 0);
+}
+
+static void spawn_spin(tenv *env, uint32_t qid, uint64_t cost)
+{
+    spin s = {qid, cost};
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env->ex, qid), spin_poll, &s, sizeof s, NULL, NULL), 0);
+}
+
+static void assert_shares(const uint32_t *w, uint32_t n)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    uint64_t wsum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        cw_config_add_queue(cfg, i, w[i]);
+        wsum += w[i];
+    }
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    for (uint32_t i = 0; i < n; i++) {
+        spawn_spin(&env, i, 10 * US);
+        spawn_spin(&env, i, 10 * US); /* two tasks per queue: FIFO inside */
+    }
+    run_polls(&env, 10000);
+    for (uint32_t i = 0; i < n; i++) {
+        double share = (double)g_polls[i] / (double)g_total;
+        double want = (double)w[i] / (double)wsum;
+        ck_assert_msg(share > want - 0.01 && share < want + 0.01,
+                      "queue %u weight %u: share %.4f want %.4f over %llu polls", i, w[i],
+                      share, want, (unsigned long long)g_total);
+    }
+    /* CPU charged per queue matches the polls (exact, fake clock) */
+    for (uint32_t i = 0; i < n; i++) {
+        struct cw_queue_stats qs;
+        cw_queue_stats(cw_executor_queue(env.ex, i), &qs);
+        ck_assert_uint_eq(qs.cpu_ns, g_polls[i] * 10 * US);
+        ck_assert_uint_eq(qs.polls, g_polls[i]);
+    }
+    stop_all(&env);
+    tenv_free(&env);
+}
+
+START_TEST(cpu_shares_follow_weights_8_1)
+{
+    assert_shares((uint32_t[]){8, 1}, 2);
+}
 END_TEST
-int main(void) { Suite *s = suite_create("sched"); TCase *tc = tcase_create("sched"); tcase_add_test(tc, placeholder_sched); suite_add_tcase(s, tc); return run_suite(s); }
+
+START_TEST(cpu_shares_follow_weights_99_1)
+{
+    assert_shares((uint32_t[]){99, 1}, 2);
+}
+END_TEST
+
+START_TEST(cpu_shares_follow_weights_1_2_3)
+{
+    assert_shares((uint32_t[]){1, 2, 3}, 3);
+}
+END_TEST
+
+/* A task that parks its waker (for someone else to wake) on every poll. */
+static cw_waker *g_parked;
+static uint64_t g_woken_at, g_max_delay;
+
+typedef struct parker {
+    uint32_t qid;
+    uint64_t cost;
+} parker;
+
+static cw_poll park_poll(void *state, cw_cx *cx)
+{
+    parker *p = state;
+    if (g_stop)
+        return CW_READY;
+    if (g_woken_at) {
+        uint64_t d = g_clk->now - g_woken_at;
+        if (d > g_max_delay)
+            g_max_delay = d;
+        g_woken_at = 0;
+    }
+    record(p->qid, p->cost);
+    cw_waker_free(g_parked);
+    g_parked = cw_waker_clone(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+static void unpark(void)
+{
+    if (g_parked) {
+        g_woken_at = g_clk->now;
+        cw_waker *w = g_parked;
+        g_parked = NULL;
+        cw_waker_wake(w);
+    }
+}
+
+/* CPU-bound, and wakes the parked task every `every` polls. */
+typedef struct waking_spin {
+    uint32_t qid;
+    uint64_t cost;
+    uint64_t every, n;
+} waking_spin;
+
+static cw_poll waking_spin_poll(void *state, cw_cx *cx)
+{
+    waking_spin *s = state;
+    if (g_stop)
+        return CW_READY;
+    record(s->qid, s->cost);
+    if (++s->n % s->every == 0)
+        unpark();
+    cw_waker_wake_by_ref(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+static void free_parked(void)
+{
+    cw_waker_free(g_parked);
+    g_parked = NULL;
+}
+
+START_TEST(high_queue_waking_mid_slice_preempts_at_next_poll)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);   /* low */
+    cw_config_add_queue(cfg, 1, 100); /* high */
+    cw_config_set_driver_yield(cfg, 50 * MS);
+    cw_config_set_max_polls_per_yield(cfg, 100000);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    g_woken_at = g_max_delay = 0;
+    parker p = {1, 0};
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 1), park_poll, &p, sizeof p, NULL, NULL), 0);
+    tenv_turn(&env); /* the high task parks */
+    ck_assert_uint_eq(g_polls[1], 1);
+    waking_spin s = {0, 10 * US, 20, 0};
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), waking_spin_poll, &s, sizeof s, NULL, NULL), 0);
+    tenv_turn(&env);
+    /* the low slice is 2 ms (200 polls) long, but the 20th low poll woke
+     * the high queue: the very next poll is the high task's */
+    ck_assert_uint_ge(g_logn, 22);
+    for (int i = 1; i <= 20; i++)
+        ck_assert_uint_eq(g_log[i], 0);
+    ck_assert_uint_eq(g_log[21], 1);
+    struct cw_executor_stats st;
+    cw_executor_stats(env.ex, &st);
+    ck_assert_uint_ge(st.preemptions, 1);
+    struct cw_queue_stats qs;
+    cw_queue_stats(cw_executor_queue(env.ex, 0), &qs);
+    ck_assert_uint_ge(qs.preemptions, 1);
+    stop_all(&env);
+    free_parked();
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(low_queue_waking_does_not_preempt)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 100); /* running */
+    cw_config_add_queue(cfg, 1, 1);   /* woken */
+    cw_config_set_driver_yield(cfg, 50 * MS);
+    cw_config_set_max_polls_per_yield(cfg, 100000);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    parker p = {1, 0};
+    cw_spawn(cw_executor_queue(env.ex, 1), park_poll, &p, sizeof p, NULL, NULL);
+    tenv_turn(&env);
+    waking_spin s = {0, 10 * US, 20, 0};
+    cw_spawn(cw_executor_queue(env.ex, 0), waking_spin_poll, &s, sizeof s, NULL, NULL);
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_log[21], 0); /* the heavy queue keeps its slice */
+    struct cw_executor_stats st;
+    cw_executor_stats(env.ex, &st);
+    ck_assert_uint_eq(st.preemptions, 0);
+    stop_all(&env);
+    free_parked();
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(short_slice_queue_is_served_within_its_slice)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    cw_config_add_queue(cfg, 1, 1);
+    cw_config_set_queue_slice(cfg, 1, 100 * US);
+    cw_config_set_sched_latency(cfg, 20 * MS);
+    cw_config_set_driver_yield(cfg, 50 * MS);
+    cw_config_set_max_polls_per_yield(cfg, 100000);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    g_woken_at = g_max_delay = 0;
+    parker p = {1, 10 * US};
+    cw_spawn(cw_executor_queue(env.ex, 1), park_poll, &p, sizeof p, NULL, NULL);
+    tenv_turn(&env);
+    /* the long-slice queue runs flat out and wakes the short one every
+     * 3 ms; each time, the short queue must run within 100 us */
+    waking_spin s = {0, 10 * US, 300, 0};
+    cw_spawn(cw_executor_queue(env.ex, 0), waking_spin_poll, &s, sizeof s, NULL, NULL);
+    run_polls(&env, 20000);
+    ck_assert_uint_ge(g_polls[1], 50);
+    ck_assert_msg(g_max_delay <= 100 * US, "short-slice queue waited %llu ns",
+                  (unsigned long long)g_max_delay);
+    stop_all(&env);
+    free_parked();
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(queue_idle_for_long_gets_no_burst)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    cw_config_add_queue(cfg, 1, 1);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    parker p = {1, 10 * US};
+    cw_spawn(cw_executor_queue(env.ex, 1), park_poll, &p, sizeof p, NULL, NULL);
+    tenv_turn(&env); /* queue 1 parks */
+    spawn_spin(&env, 0, 10 * US);
+    run_polls(&env, 10000); /* queue 0 alone for 100 ms */
+    ck_assert_uint_eq(g_polls[1], 1);
+    /* queue 1 comes back as a CPU-bound queue */
+    spawn_spin(&env, 1, 10 * US);
+    uint64_t before0 = g_polls[0], before1 = g_polls[1];
+    run_polls(&env, 2000); /* the next 20 ms */
+    double share = (double)(g_polls[1] - before1)
+                   / (double)((g_polls[0] - before0) + (g_polls[1] - before1));
+    ck_assert_msg(share > 0.45 && share < 0.55, "returning queue got %.3f", share);
+    stop_all(&env);
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(weight_change_at_run_time_changes_shares)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    cw_config_add_queue(cfg, 1, 1);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    spawn_spin(&env, 0, 10 * US);
+    spawn_spin(&env, 1, 10 * US);
+    run_polls(&env, 10000);
+    double share = (double)g_polls[1] / (double)g_total;
+    ck_assert(share > 0.49 && share < 0.51);
+    ck_assert_int_eq(cw_queue_set_weight(cw_executor_queue(env.ex, 1), 3), 0);
+    ck_assert_uint_eq(cw_queue_weight(cw_executor_queue(env.ex, 1)), 3);
+    ck_assert_int_eq(cw_queue_set_weight(cw_executor_queue(env.ex, 1), 0), -EINVAL);
+    ck_assert_int_eq(cw_queue_set_weight(NULL, 3), -EINVAL);
+    uint64_t b0 = g_polls[0], b1 = g_polls[1];
+    run_polls(&env, 10000);
+    share = (double)(g_polls[1] - b1) / (double)((g_polls[0] - b0) + (g_polls[1] - b1));
+    ck_assert_msg(share > 0.74 && share < 0.76, "share after reweight %.4f", share);
+    stop_all(&env);
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(round_ends_after_driver_yield)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    cw_config_set_driver_yield(cfg, 300 * US);
+    cw_config_set_max_polls_per_yield(cfg, 1000);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    spawn_spin(&env, 0, 10 * US);
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_total, 30); /* 30 polls of 10 us, then back to libevent */
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_total, 60);
+    struct cw_executor_stats st;
+    cw_executor_stats(env.ex, &st);
+    ck_assert_uint_eq(st.rounds, 2);
+    stop_all(&env);
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(round_ends_after_max_polls_per_yield)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    cw_config_set_max_polls_per_yield(cfg, 7);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    spawn_spin(&env, 0, 0); /* free polls: only the count ends the round */
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_total, 7);
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_total, 14);
+    stop_all(&env);
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(default_max_polls_per_yield_is_61)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    spawn_spin(&env, 0, 0);
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_total, 61);
+    stop_all(&env);
+    tenv_free(&env);
+}
+END_TEST
+
+/* Polls until cw_should_yield says so, counting the checks. */
+static uint64_t g_checks_until_yield;
+
+static cw_poll until_yield_poll(void *state, cw_cx *cx)
+{
+    (void)state;
+    if (g_stop)
+        return CW_READY;
+    g_checks_until_yield = 0;
+    while (!cw_should_yield(cx)) {
+        g_clk->now += 10 * US;
+        g_checks_until_yield++;
+    }
+    g_total++;
+    cw_waker_wake_by_ref(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+START_TEST(should_yield_when_slice_spent_and_others_wait)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    cw_config_add_queue(cfg, 1, 1);
+    cw_config_set_driver_yield(cfg, 50 * MS);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    /* alone: should_yield only at the end of driver_yield (50 ms) */
+    cw_spawn(cw_executor_queue(env.ex, 0), until_yield_poll, NULL, 0, NULL, NULL);
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_checks_until_yield, 5000);
+    /* with another queue runnable: at the end of the slice (2 ms / 2) */
+    spawn_spin(&env, 1, 10 * US);
+    for (int i = 0; i < 4; i++)
+        tenv_turn(&env);
+    ck_assert_uint_eq(g_checks_until_yield, 100);
+    ck_assert(!cw_should_yield(NULL));
+    stop_all(&env);
+    tenv_free(&env);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("sched");
+    TCase *tc = tcase_create("sched");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, cpu_shares_follow_weights_8_1);
+    tcase_add_test(tc, cpu_shares_follow_weights_99_1);
+    tcase_add_test(tc, cpu_shares_follow_weights_1_2_3);
+    tcase_add_test(tc, high_queue_waking_mid_slice_preempts_at_next_poll);
+    tcase_add_test(tc, low_queue_waking_does_not_preempt);
+    tcase_add_test(tc, short_slice_queue_is_served_within_its_slice);
+    tcase_add_test(tc, queue_idle_for_long_gets_no_burst);
+    tcase_add_test(tc, weight_change_at_run_time_changes_shares);
+    tcase_add_test(tc, round_ends_after_driver_yield);
+    tcase_add_test(tc, round_ends_after_max_polls_per_yield);
+    tcase_add_test(tc, default_max_polls_per_yield_is_61);
+    tcase_add_test(tc, should_yield_when_slice_spent_and_others_wait);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}

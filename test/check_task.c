@@ -1,4 +1,753 @@
+/* check_task.c - spawning tasks: the state is copied, queues are FIFO,
+ * spawning from a task defers the child, bad arguments change nothing,
+ * drop functions run exactly once at the documented moment, task memory
+ * is reused and counted, and freeing the executor cancels everything. */
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "testutil.h"
-START_TEST(placeholder_task) { ck_assert_int_eq(1, 1); }
+
+enum { Q1 = 1, Q2 = 2 };
+
+/* A config with one queue (Q1). */
+static cw_config *cfg_one(void)
+{
+    cw_config *cfg = cw_config_new();
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(cw_config_add_queue(cfg, Q1, 1), 0);
+    return cfg;
+}
+
+/* A config with two queues of equal weight (Q1, Q2). */
+static cw_config *cfg_two(void)
+{
+    cw_config *cfg = cfg_one();
+    ck_assert_int_eq(cw_config_add_queue(cfg, Q2, 1), 0);
+    return cfg;
+}
+
+static struct cw_executor_stats stats_of(cw_executor *ex)
+{
+    struct cw_executor_stats st;
+    ck_assert_int_eq(cw_executor_stats(ex, &st), 0);
+    return st;
+}
+
+/* ---- a generic counting task ------------------------------------------- */
+
+/* Polls and drops are counted per task id in these arrays; the poll order
+ * goes to g_log. */
+#define MAXT 64
+static int g_polls[MAXT];
+static int g_drops[MAXT];
+static int g_log[256];
+static int g_nlog;
+static int g_polled_after_drop;
+
+struct ctask {
+    int id;
+    int yields;   /* times to wake itself and return PENDING first */
+    int in, out;  /* out = in * 2 when done */
+};
+
+static void ctask_drop(void *p)
+{
+    struct ctask *s = p;
+    g_drops[s->id]++;
+}
+
+static cw_poll ctask_poll(void *p, cw_cx *cx)
+{
+    struct ctask *s = p;
+    if (g_drops[s->id])
+        g_polled_after_drop++;
+    g_polls[s->id]++;
+    g_log[g_nlog++] = s->id;
+    if (s->yields > 0) {
+        s->yields--;
+        cw_waker_wake_by_ref(cw_cx_waker(cx));
+        return CW_PENDING;
+    }
+    s->out = s->in * 2;
+    return CW_READY;
+}
+
+static void spawn_ctask(cw_queue *q, int id, int yields, cw_join **join)
+{
+    struct ctask s = {.id = id, .yields = yields, .in = id, .out = 0};
+    ck_assert_int_eq(cw_spawn(q, ctask_poll, &s, sizeof s, ctask_drop, join), 0);
+}
+
+/* A task that returns PENDING without arranging any wake. */
+static cw_poll stuck_poll(void *p, cw_cx *cx)
+{
+    struct ctask *s = p;
+    (void)cx;
+    g_polls[s->id]++;
+    return CW_PENDING;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+START_TEST(spawned_task_completes_and_join_state_holds_its_output)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    struct ctask orig = {.id = 1, .yields = 0, .in = 21, .out = 0};
+    cw_join *j = NULL;
+    ck_assert_int_eq(cw_spawn(q, ctask_poll, &orig, sizeof orig, ctask_drop, &j), 0);
+    ck_assert_ptr_nonnull(j);
+    /* the task owns a copy: changing the original now must not matter */
+    orig.in = 999;
+    orig.id = 2;
+
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    ck_assert_int_eq(cw_join_status(j), 0);
+    struct ctask *st = cw_join_state(j);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_ptr_ne(st, &orig);
+    ck_assert_int_eq(st->id, 1);
+    ck_assert_int_eq(st->in, 21);
+    ck_assert_int_eq(st->out, 42);
+    ck_assert_int_eq(orig.out, 0); /* the original was not written either */
+    ck_assert_int_eq(g_polls[1], 1);
+    ck_assert_int_eq(g_polls[2], 0);
+    cw_join_free(j);
+    ck_assert_int_eq(g_drops[1], 1);
+    tenv_free(&env);
+}
 END_TEST
-int main(void) { Suite *s = suite_create("task"); TCase *tc = tcase_create("task"); tcase_add_test(tc, placeholder_task); suite_add_tcase(s, tc); return run_suite(s); }
+
+START_TEST(tasks_on_one_queue_are_first_polled_in_spawn_order)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    const int n = 20;
+    for (int i = 0; i < n; i++)
+        spawn_ctask(q, i, 0, NULL);
+    tenv_turn(&env);
+    ck_assert_int_eq(g_nlog, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(g_log[i], i);
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(yielding_task_goes_to_tail_behind_the_others)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    cw_join *j0;
+    spawn_ctask(q, 0, 1, &j0); /* yields once */
+    spawn_ctask(q, 1, 0, NULL);
+    spawn_ctask(q, 2, 0, NULL);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j0), 0);
+    ck_assert_int_eq(g_nlog, 4);
+    ck_assert_int_eq(g_log[0], 0);
+    ck_assert_int_eq(g_log[1], 1);
+    ck_assert_int_eq(g_log[2], 2);
+    ck_assert_int_eq(g_log[3], 0);
+    ck_assert_int_eq(g_polls[0], 2);
+    cw_join_free(j0);
+    tenv_free(&env);
+}
+END_TEST
+
+/* A parent that spawns one child on a chosen queue (its own when NULL). */
+static bool g_in_spawn;
+static int g_child_ran_in_spawn;
+static int g_spawn_err = 12345;
+
+struct parent {
+    int id;
+    cw_queue *target; /* NULL: cw_cx_queue(cx) */
+};
+
+static cw_poll child_poll(void *p, cw_cx *cx)
+{
+    struct ctask *s = p;
+    (void)cx;
+    if (g_in_spawn)
+        g_child_ran_in_spawn++;
+    g_polls[s->id]++;
+    g_log[g_nlog++] = s->id;
+    return CW_READY;
+}
+
+static cw_poll parent_poll(void *p, cw_cx *cx)
+{
+    struct parent *s = p;
+    g_polls[s->id]++;
+    g_log[g_nlog++] = s->id;
+    cw_queue *q = s->target ? s->target : cw_cx_queue(cx);
+    struct ctask c = {.id = s->id + 10};
+    g_in_spawn = true;
+    g_spawn_err = cw_spawn(q, child_poll, &c, sizeof c, ctask_drop, NULL);
+    g_in_spawn = false;
+    /* not run inside the call */
+    if (g_polls[c.id] != 0)
+        g_child_ran_in_spawn++;
+    return CW_READY;
+}
+
+START_TEST(spawn_from_task_on_own_queue_runs_child_later_behind_siblings)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    struct parent p = {.id = 1, .target = NULL};
+    ck_assert_int_eq(cw_spawn(q, parent_poll, &p, sizeof p, NULL, NULL), 0);
+    spawn_ctask(q, 2, 0, NULL); /* a sibling queued behind the parent */
+    for (int i = 0; i < 4; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_spawn_err, 0);
+    ck_assert_int_eq(g_child_ran_in_spawn, 0);
+    ck_assert_int_eq(g_polls[11], 1);
+    ck_assert_int_eq(g_drops[11], 1);
+    /* parent, then the sibling already queued, then the child */
+    ck_assert_int_eq(g_nlog, 3);
+    ck_assert_int_eq(g_log[0], 1);
+    ck_assert_int_eq(g_log[1], 2);
+    ck_assert_int_eq(g_log[2], 11);
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(spawn_from_task_on_other_queue_runs_child_later)
+{
+    tenv env;
+    tenv_init(&env, cfg_two(), 1);
+    cw_queue *q1 = cw_executor_queue(env.ex, Q1);
+    cw_queue *q2 = cw_executor_queue(env.ex, Q2);
+    struct parent p = {.id = 1, .target = q2};
+    cw_join *j;
+    ck_assert_int_eq(cw_spawn(q1, parent_poll, &p, sizeof p, NULL, &j), 0);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    ck_assert_int_eq(g_spawn_err, 0);
+    for (int i = 0; i < 4 && g_polls[11] == 0; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_child_ran_in_spawn, 0);
+    ck_assert_int_eq(g_polls[11], 1);
+    ck_assert_int_eq(g_drops[11], 1);
+    ck_assert_int_eq(g_nlog, 2);
+    ck_assert_int_eq(g_log[0], 1);
+    ck_assert_int_eq(g_log[1], 11);
+    struct cw_queue_stats qs;
+    ck_assert_int_eq(cw_queue_stats(q2, &qs), 0);
+    ck_assert_uint_eq(qs.tasks_spawned, 1);
+    ck_assert_uint_eq(qs.tasks_completed, 1);
+    cw_join_free(j);
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(spawn_bad_arguments_is_einval_and_join_untouched)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    struct ctask s = {.id = 1};
+    int sentinel;
+    cw_join *const mark = (cw_join *)&sentinel;
+    cw_join *j = mark;
+
+    ck_assert_int_eq(cw_spawn(NULL, ctask_poll, &s, sizeof s, ctask_drop, &j), -EINVAL);
+    ck_assert_ptr_eq(j, mark);
+    ck_assert_int_eq(cw_spawn(q, NULL, &s, sizeof s, ctask_drop, &j), -EINVAL);
+    ck_assert_ptr_eq(j, mark);
+    ck_assert_int_eq(cw_spawn(q, ctask_poll, NULL, sizeof s, ctask_drop, &j), -EINVAL);
+    ck_assert_ptr_eq(j, mark);
+    ck_assert_int_eq(cw_spawn(q, ctask_poll, &s, SIZE_MAX, ctask_drop, &j), -EINVAL);
+    ck_assert_ptr_eq(j, mark);
+    /* detached variants fail the same way */
+    ck_assert_int_eq(cw_spawn(q, NULL, &s, sizeof s, ctask_drop, NULL), -EINVAL);
+
+    struct cw_executor_stats st = stats_of(env.ex);
+    ck_assert_uint_eq(st.tasks_spawned, 0);
+    ck_assert_uint_eq(st.tasks_live, 0);
+    for (int i = 0; i < 3; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_polls[1], 0);
+    ck_assert_int_eq(g_drops[1], 0);
+    st = stats_of(env.ex);
+    ck_assert_uint_eq(st.polls, 0);
+    tenv_free(&env);
+    ck_assert_int_eq(g_drops[1], 0);
+}
+END_TEST
+
+static void *g_zero_state = &g_zero_state; /* overwritten by the poll */
+static int g_zero_polls;
+
+static cw_poll zero_poll(void *p, cw_cx *cx)
+{
+    (void)cx;
+    g_zero_state = p;
+    g_zero_polls++;
+    return CW_READY;
+}
+
+START_TEST(spawn_size_zero_null_state_polls_with_non_null_pointer)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    cw_join *j = NULL;
+    ck_assert_int_eq(cw_spawn(q, zero_poll, NULL, 0, NULL, &j), 0);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    ck_assert_int_eq(g_zero_polls, 1);
+    ck_assert_ptr_ne(g_zero_state, &g_zero_state);
+    ck_assert_ptr_nonnull(g_zero_state);
+    ck_assert_uint_eq((uintptr_t)g_zero_state % alignof(max_align_t), 0);
+    ck_assert_ptr_nonnull(cw_join_state(j));
+    cw_join_free(j);
+    tenv_free(&env);
+}
+END_TEST
+
+/* ---- spawning while the executor is freed ------------------------------- */
+
+struct spawner_on_drop {
+    int id;
+    cw_queue *q;
+};
+
+static int g_shutdown_err = 12345;
+static cw_join *g_shutdown_join;
+
+static void spawner_drop(void *p)
+{
+    struct spawner_on_drop *s = p;
+    struct ctask c = {.id = 30};
+    g_drops[s->id]++;
+    g_shutdown_err = cw_spawn(s->q, ctask_poll, &c, sizeof c, ctask_drop, &g_shutdown_join);
+}
+
+START_TEST(spawn_from_drop_during_executor_free_is_eshutdown)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    int sentinel;
+    cw_join *const mark = (cw_join *)&sentinel;
+    g_shutdown_join = mark;
+    struct spawner_on_drop s = {.id = 1, .q = q};
+    /* never polled: it is still queued when the executor is freed */
+    ck_assert_int_eq(cw_spawn(q, stuck_poll, &s, sizeof s, spawner_drop, NULL), 0);
+    tenv_free(&env);
+    ck_assert_int_eq(g_drops[1], 1);
+    ck_assert_int_eq(g_shutdown_err, -ESHUTDOWN);
+    ck_assert_ptr_eq(g_shutdown_join, mark);
+    /* the refused task never existed: never polled, never dropped */
+    ck_assert_int_eq(g_polls[30], 0);
+    ck_assert_int_eq(g_drops[30], 0);
+}
+END_TEST
+
+/* ---- spawning from another thread ---------------------------------------- */
+
+struct thread_arg {
+    cw_queue *q;
+    cw_join *j;
+    int err;
+};
+
+static void *spawn_thread(void *p)
+{
+    struct thread_arg *a = p;
+    struct ctask c = {.id = 5};
+    a->err = cw_spawn(a->q, ctask_poll, &c, sizeof c, ctask_drop, &a->j);
+    return NULL;
+}
+
+START_TEST(spawn_from_other_thread_is_einval)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    int sentinel;
+    cw_join *const mark = (cw_join *)&sentinel;
+    struct thread_arg a = {.q = cw_executor_queue(env.ex, Q1), .j = mark, .err = 12345};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, spawn_thread, &a), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(a.err, -EINVAL);
+    ck_assert_ptr_eq(a.j, mark);
+    ck_assert_uint_eq(stats_of(env.ex).tasks_spawned, 0);
+    for (int i = 0; i < 3; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_polls[5], 0);
+    tenv_free(&env);
+    ck_assert_int_eq(g_drops[5], 0);
+}
+END_TEST
+
+/* ---- drop timing ----------------------------------------------------------- */
+
+START_TEST(detached_task_runs_and_is_dropped_once_at_completion)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    spawn_ctask(q, 1, 2, NULL); /* yields twice, completes on poll 3 */
+    for (int i = 0; i < 5 && g_polls[1] < 3; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_polls[1], 3);
+    /* every poll, the last included, saw the state not yet dropped */
+    ck_assert_int_eq(g_polled_after_drop, 0);
+    ck_assert_int_eq(g_drops[1], 1);
+    struct cw_executor_stats st = stats_of(env.ex);
+    ck_assert_uint_eq(st.tasks_completed, 1);
+    ck_assert_uint_eq(st.tasks_live, 0);
+    for (int i = 0; i < 3; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_polls[1], 3);
+    tenv_free(&env);
+    ck_assert_int_eq(g_drops[1], 1);
+}
+END_TEST
+
+START_TEST(completed_task_with_join_is_dropped_when_join_freed)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    cw_join *j;
+    spawn_ctask(q, 1, 0, &j);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    ck_assert_int_eq(g_drops[1], 0);
+    for (int i = 0; i < 3; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_drops[1], 0);
+    struct ctask *st = cw_join_state(j);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(st->out, 2);
+    ck_assert_uint_eq(stats_of(env.ex).tasks_live, 0);
+    cw_join_free(j);
+    ck_assert_int_eq(g_drops[1], 1);
+    tenv_free(&env);
+    ck_assert_int_eq(g_drops[1], 1);
+}
+END_TEST
+
+START_TEST(completed_task_join_outlives_executor_and_drops_on_free)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    cw_join *j;
+    spawn_ctask(q, 1, 0, &j);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    tenv_free(&env);
+    /* it had completed: freeing the executor did not cancel or drop it */
+    ck_assert_int_eq(g_drops[1], 0);
+    ck_assert_int_eq(cw_join_status(j), 0);
+    struct ctask *st = cw_join_state(j);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(st->out, 2);
+    cw_join_free(j);
+    ck_assert_int_eq(g_drops[1], 1);
+}
+END_TEST
+
+/* ---- memory reuse and counters ------------------------------------------- */
+
+static void *g_state_ptr[4];
+
+struct ptask {
+    int slot;
+    char pad[40];
+};
+
+static cw_poll ptask_poll(void *p, cw_cx *cx)
+{
+    struct ptask *s = p;
+    (void)cx;
+    g_state_ptr[s->slot] = p;
+    return CW_READY;
+}
+
+START_TEST(task_memory_is_reused_and_stats_count_exactly)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    struct ptask s = {.slot = 0};
+    cw_join *j;
+
+    ck_assert_int_eq(cw_spawn(q, ptask_poll, &s, sizeof s, NULL, &j), 0);
+    struct cw_executor_stats st = stats_of(env.ex);
+    ck_assert_uint_eq(st.tasks_spawned, 1);
+    ck_assert_uint_eq(st.tasks_live, 1);
+    ck_assert_uint_eq(st.tasks_completed, 0);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    st = stats_of(env.ex);
+    ck_assert_uint_eq(st.tasks_completed, 1);
+    ck_assert_uint_eq(st.tasks_live, 0);
+    cw_join_free(j);
+
+    /* same state size: the freed block comes back from the executor's
+     * free list (task.h), not from malloc. Take every small chunk malloc
+     * might have kept meanwhile, so that a block given back to malloc
+     * could not come back by chance. */
+    void *hog[128];
+    for (size_t i = 0; i < 128; i++) {
+        hog[i] = malloc(16 * (i % 64 + 1));
+        ck_assert_ptr_nonnull(hog[i]);
+    }
+    s.slot = 1;
+    ck_assert_int_eq(cw_spawn(q, ptask_poll, &s, sizeof s, NULL, &j), 0);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    ck_assert_ptr_nonnull(g_state_ptr[1]);
+    ck_assert_ptr_eq(g_state_ptr[1], g_state_ptr[0]);
+    cw_join_free(j);
+    for (size_t i = 0; i < 128; i++)
+        free(hog[i]);
+
+    /* steady state: many spawn/complete cycles, each one exact */
+    for (int i = 0; i < 500; i++) {
+        s.slot = 2;
+        ck_assert_int_eq(cw_spawn(q, ptask_poll, &s, sizeof s, NULL, &j), 0);
+        ck_assert_uint_eq(stats_of(env.ex).tasks_live, 1);
+        ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+        cw_join_free(j);
+    }
+    st = stats_of(env.ex);
+    ck_assert_uint_eq(st.tasks_spawned, 502);
+    ck_assert_uint_eq(st.tasks_completed, 502);
+    ck_assert_uint_eq(st.tasks_cancelled, 0);
+    ck_assert_uint_eq(st.tasks_panicked, 0);
+    ck_assert_uint_eq(st.tasks_live, 0);
+    ck_assert_uint_eq(st.polls, 502);
+    tenv_free(&env);
+}
+END_TEST
+
+/* ---- freeing the executor with live tasks ---------------------------------- */
+
+static cw_waker *g_held_waker[4];
+
+struct waiter {
+    int id;
+    int slot;
+};
+
+static void waiter_drop(void *p)
+{
+    struct waiter *s = p;
+    g_drops[s->id]++;
+}
+
+/* Clones its waker into a global and waits for a wake that never comes. */
+static cw_poll waiter_poll(void *p, cw_cx *cx)
+{
+    struct waiter *s = p;
+    g_polls[s->id]++;
+    if (!g_held_waker[s->slot])
+        g_held_waker[s->slot] = cw_waker_clone(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+START_TEST(executor_free_cancels_live_tasks_and_drops_each_once)
+{
+    tenv env;
+    tenv_init(&env, cfg_two(), 1);
+    cw_queue *q1 = cw_executor_queue(env.ex, Q1);
+    cw_queue *q2 = cw_executor_queue(env.ex, Q2);
+    cw_join *jw, *jq, *js;
+
+    /* pending, waiting for wakes that never come (one joined, one not) */
+    struct waiter w1 = {.id = 1, .slot = 0}, w2 = {.id = 2, .slot = 1};
+    ck_assert_int_eq(cw_spawn(q1, waiter_poll, &w1, sizeof w1, waiter_drop, &jw), 0);
+    ck_assert_int_eq(cw_spawn(q2, waiter_poll, &w2, sizeof w2, waiter_drop, NULL), 0);
+    /* pending without any wake arranged */
+    struct ctask s3 = {.id = 3};
+    ck_assert_int_eq(cw_spawn(q1, stuck_poll, &s3, sizeof s3, ctask_drop, &js), 0);
+    for (int i = 0; i < 3; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_polls[1], 1);
+    ck_assert_int_eq(g_polls[2], 1);
+    ck_assert_int_eq(g_polls[3], 1);
+    /* queued, never polled (one joined, one not) */
+    spawn_ctask(q1, 4, 0, &jq);
+    spawn_ctask(q2, 5, 0, NULL);
+    ck_assert_uint_eq(stats_of(env.ex).tasks_live, 5);
+    for (int i = 1; i <= 5; i++)
+        ck_assert_int_eq(g_drops[i], 0);
+
+    tenv_free(&env);
+
+    for (int i = 1; i <= 5; i++)
+        ck_assert_msg(g_drops[i] == 1, "task %d dropped %d times", i, g_drops[i]);
+    ck_assert_int_eq(g_polls[4], 0);
+    ck_assert_int_eq(g_polls[5], 0);
+    ck_assert_int_eq(cw_join_status(jw), -ECANCELED);
+    ck_assert_int_eq(cw_join_status(jq), -ECANCELED);
+    ck_assert_int_eq(cw_join_status(js), -ECANCELED);
+    ck_assert_ptr_null(cw_join_state(jw));
+    ck_assert_ptr_null(cw_join_state(jq));
+    ck_assert_ptr_null(cw_join_state(js));
+    /* stale wakers are no-ops and can still be released */
+    cw_waker_wake_by_ref(g_held_waker[0]);
+    cw_waker_wake(g_held_waker[1]);
+    cw_waker_free(g_held_waker[0]);
+    cw_join_free(jw);
+    cw_join_free(jq);
+    cw_join_free(js);
+    for (int i = 1; i <= 5; i++)
+        ck_assert_int_eq(g_drops[i], 1);
+}
+END_TEST
+
+/* ---- large state ---------------------------------------------------------- */
+
+#define BIG 4096
+
+struct big {
+    int id;
+    unsigned char bytes[BIG];
+    unsigned sum;
+};
+
+static cw_poll big_poll(void *p, cw_cx *cx)
+{
+    struct big *s = p;
+    (void)cx;
+    g_polls[s->id]++;
+    unsigned sum = 0;
+    for (size_t i = 0; i < BIG; i++)
+        sum += s->bytes[i];
+    s->sum = sum;
+    for (size_t i = 0; i < BIG; i++)
+        s->bytes[i] = (unsigned char)(255 - s->bytes[i]);
+    return CW_READY;
+}
+
+static void big_drop(void *p)
+{
+    struct big *s = p;
+    g_drops[s->id]++;
+}
+
+START_TEST(large_state_beyond_size_classes_works)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    struct big *b = calloc(1, sizeof *b);
+    ck_assert_ptr_nonnull(b);
+    unsigned expect = 0;
+    for (size_t i = 0; i < BIG; i++) {
+        b->bytes[i] = (unsigned char)(i * 7 + 3);
+        expect += b->bytes[i];
+    }
+    for (int round = 0; round < 3; round++) {
+        cw_join *j;
+        b->id = 1 + round;
+        ck_assert_int_eq(cw_spawn(q, big_poll, b, sizeof *b, big_drop, &j), 0);
+        ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+        struct big *out = cw_join_state(j);
+        ck_assert_ptr_nonnull(out);
+        ck_assert_uint_eq((uintptr_t)out % alignof(max_align_t), 0);
+        ck_assert_uint_eq(out->sum, expect);
+        for (size_t i = 0; i < BIG; i++)
+            ck_assert_uint_eq(out->bytes[i], (unsigned char)(255 - b->bytes[i]));
+        cw_join_free(j);
+        ck_assert_int_eq(g_drops[1 + round], 1);
+    }
+    /* and detached, then cancelled while queued */
+    b->id = 10;
+    ck_assert_int_eq(cw_spawn(q, big_poll, b, sizeof *b, big_drop, NULL), 0);
+    b->id = 11;
+    ck_assert_int_eq(cw_spawn(q, big_poll, b, sizeof *b, big_drop, NULL), 0);
+    tenv_turn(&env);
+    ck_assert_int_eq(g_drops[10], 1);
+    ck_assert_int_eq(g_drops[11], 1);
+    b->id = 12;
+    ck_assert_int_eq(cw_spawn(q, big_poll, b, sizeof *b, big_drop, NULL), 0);
+    tenv_free(&env);
+    ck_assert_int_eq(g_polls[12], 0);
+    ck_assert_int_eq(g_drops[12], 1);
+    free(b);
+}
+END_TEST
+
+START_TEST(pending_without_wake_is_not_polled_again)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    struct ctask s = {.id = 1};
+    cw_join *j;
+    ck_assert_int_eq(cw_spawn(q, stuck_poll, &s, sizeof s, ctask_drop, &j), 0);
+    for (int i = 0; i < 6; i++) {
+        tenv_turn(&env);
+        env.clk.now += 10000000; /* time passing must not matter either */
+    }
+    ck_assert_int_eq(g_polls[1], 1);
+    ck_assert_int_eq(cw_join_status(j), -EAGAIN);
+    ck_assert_int_eq(g_drops[1], 0);
+    struct cw_executor_stats st = stats_of(env.ex);
+    ck_assert_uint_eq(st.polls, 1);
+    ck_assert_uint_eq(st.tasks_live, 1);
+    tenv_free(&env);
+    ck_assert_int_eq(g_drops[1], 1);
+    ck_assert_int_eq(cw_join_status(j), -ECANCELED);
+    cw_join_free(j);
+}
+END_TEST
+
+/* Every test starts from clean globals (also with CK_FORK=no). */
+static void reset(void)
+{
+    memset(g_polls, 0, sizeof g_polls);
+    memset(g_drops, 0, sizeof g_drops);
+    memset(g_log, 0, sizeof g_log);
+    g_nlog = 0;
+    g_polled_after_drop = 0;
+    g_in_spawn = false;
+    g_child_ran_in_spawn = 0;
+    g_spawn_err = 12345;
+    g_zero_state = &g_zero_state;
+    g_zero_polls = 0;
+    g_shutdown_err = 12345;
+    g_shutdown_join = NULL;
+    memset(g_state_ptr, 0, sizeof g_state_ptr);
+    memset(g_held_waker, 0, sizeof g_held_waker);
+}
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("task");
+    TCase *tc = tcase_create("task");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, spawned_task_completes_and_join_state_holds_its_output);
+    tcase_add_test(tc, tasks_on_one_queue_are_first_polled_in_spawn_order);
+    tcase_add_test(tc, yielding_task_goes_to_tail_behind_the_others);
+    tcase_add_test(tc, spawn_from_task_on_own_queue_runs_child_later_behind_siblings);
+    tcase_add_test(tc, spawn_from_task_on_other_queue_runs_child_later);
+    tcase_add_test(tc, spawn_bad_arguments_is_einval_and_join_untouched);
+    tcase_add_test(tc, spawn_size_zero_null_state_polls_with_non_null_pointer);
+    tcase_add_test(tc, spawn_from_drop_during_executor_free_is_eshutdown);
+    tcase_add_test(tc, spawn_from_other_thread_is_einval);
+    tcase_add_test(tc, detached_task_runs_and_is_dropped_once_at_completion);
+    tcase_add_test(tc, completed_task_with_join_is_dropped_when_join_freed);
+    tcase_add_test(tc, completed_task_join_outlives_executor_and_drops_on_free);
+    tcase_add_test(tc, task_memory_is_reused_and_stats_count_exactly);
+    tcase_add_test(tc, executor_free_cancels_live_tasks_and_drops_each_once);
+    tcase_add_test(tc, large_state_beyond_size_classes_works);
+    tcase_add_test(tc, pending_without_wake_is_not_polled_again);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}

@@ -29,7 +29,7 @@ void tenv_free(tenv *env)
 
 void tenv_turn(tenv *env)
 {
-    ck_assert_int_ge(event_base_loop(env->base, EVLOOP_NONBLOCK), 0);
+    ck_assert_int_ge(event_base_loop(env->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
 }
 
 int run_suite(Suite *s)

@@ -27,7 +27,8 @@ typedef struct tenv {
 void tenv_init(tenv *env, cw_config *cfg, int fake);
 void tenv_free(tenv *env);
 
-/* One non-blocking turn of the loop: runs a pending round if any. */
+/* One non-blocking turn of the loop (EVLOOP_ONCE | EVLOOP_NONBLOCK):
+ * runs a pending round if any, then returns. */
 void tenv_turn(tenv *env);
 
 /* Run the Check suite, print its summary, return an exit status. */
