@@ -70,8 +70,16 @@ CW_EXTERN cw_queue *cw_executor_queue(cw_executor *ex, uint32_t id);
  *         ::CW_EPANIC; -EINVAL if ex or join is NULL or join belongs to
  *         another executor; -EBUSY if called from inside a task of ex
  *         (that would run the executor re-entrantly); -ESHUTDOWN if the
- *         executor is being freed; -EIO if event_base_loop() fails.
+ *         executor is being freed; -EIO if event_base_loop() fails
+ *         (for instance when called from a callback of the same base:
+ *         libevent refuses re-entrant loops); -EAGAIN if the base runs
+ *         out of events while the task is still pending.
  *         Does not free the join handle.
+ *
+ * Like any event loop waiting for an event that never fires, it does not
+ * return while the task waits for a wake that never comes: the executor
+ * keeps its remote-wake fd watched while a task is alive, since another
+ * thread may still wake it.
  */
 CW_EXTERN int cw_executor_run_until(cw_executor *ex, cw_join *join);
 

@@ -51,8 +51,12 @@ struct cw_executor_stats {
     uint64_t slices;          /**< slices run (one per scheduling pick) */
     uint64_t preemptions;     /**< slices ended early by a woken queue */
     uint64_t rounds;          /**< scheduling rounds (returns to libevent) */
-    uint64_t wakes_local;     /**< wakes on the executor thread that enqueued */
-    uint64_t wakes_remote;    /**< wakes from other threads taken from the inbox */
+    uint64_t wakes_local;     /**< wake calls on the executor thread on tasks
+                                   not yet ended (a wake of a task already
+                                   queued counts too) */
+    uint64_t wakes_remote;    /**< wakes from other threads taken from the
+                                   inbox (repeated wakes of a task already
+                                   in the inbox count once) */
     cw_hist poll_ns;          /**< duration of each poll */
 };
 

@@ -1,0 +1,115 @@
+/**
+ * @file clockworker/config.h
+ * @brief Settings an executor is built from: queues, weights, slices,
+ *        scheduler knobs and the clock.
+ *
+ * A config is a plain value: build it, pass it to cw_executor_new() (which
+ * copies what it needs), then free it or reuse it for another executor.
+ * Config functions are not thread-safe on one config; distinct configs may
+ * be used from distinct threads.
+ *
+ * @code
+ * cw_config *cfg = cw_config_new();
+ * cw_config_add_queue(cfg, FOREGROUND, 99);
+ * cw_config_add_queue(cfg, BACKGROUND, 1);
+ * cw_executor *ex;
+ * int err = cw_executor_new(base, cfg, &ex);
+ * cw_config_free(cfg);
+ * @endcode
+ */
+#ifndef CLOCKWORKER_CONFIG_H
+#define CLOCKWORKER_CONFIG_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Most queues one executor may have. */
+#define CW_MAX_QUEUES 1024
+/** Default target period in which every runnable queue runs once: 2 ms. */
+#define CW_DEFAULT_SCHED_LATENCY_NS 2000000ull
+/** Default shortest derived slice: 100 us. */
+#define CW_DEFAULT_MIN_SLICE_NS 100000ull
+/** Default longest stretch of task polls before libevent polls I/O: 500 us. */
+#define CW_DEFAULT_DRIVER_YIELD_NS 500000ull
+/** Default most polls between two returns to libevent. */
+#define CW_DEFAULT_MAX_POLLS_PER_YIELD 61u
+
+/**
+ * A new config with no queue and the default settings.
+ *
+ * @return the config (free it with cw_config_free()), or NULL when out of
+ *         memory.
+ */
+CW_EXTERN cw_config *cw_config_new(void);
+
+/** Free a config. NULL is a no-op. Executors built from it are unaffected. */
+CW_EXTERN void cw_config_free(cw_config *cfg);
+
+/**
+ * Add a queue.
+ *
+ * @param id     the queue's id, chosen by the caller (often an enum); used
+ *               with cw_executor_queue() to find the queue.
+ * @param weight its share of the CPU against the other runnable queues'
+ *               weights; at least 1.
+ * @return 0; -EINVAL if cfg is NULL, weight is 0 or the config already has
+ *         ::CW_MAX_QUEUES queues; -EEXIST if id is taken; -ENOMEM. On error
+ *         the config is unchanged.
+ */
+CW_EXTERN int cw_config_add_queue(cw_config *cfg, uint32_t id, uint32_t weight);
+
+/**
+ * Give a queue a fixed slice (request) instead of the derived one
+ * (max(min_slice, sched_latency / runnable queues)). A shorter slice means
+ * an earlier virtual deadline: the queue is served sooner after it wakes,
+ * in shorter bursts, for the same share.
+ *
+ * @param slice_ns 1 ns to 2^40 ns.
+ * @return 0; -EINVAL if cfg is NULL or slice_ns is 0 or too large;
+ *         -ENOENT if no queue has this id. Calling it again replaces the
+ *         slice.
+ */
+CW_EXTERN int cw_config_set_queue_slice(cw_config *cfg, uint32_t id, uint64_t slice_ns);
+
+/** Target period in which every runnable queue runs once (derived slices
+ *  divide it). 0 restores the default (2 ms). NULL cfg: no-op. */
+CW_EXTERN void cw_config_set_sched_latency(cw_config *cfg, uint64_t ns);
+
+/** Lower bound of a derived slice. 0 restores the default (100 us). NULL
+ *  cfg: no-op. */
+CW_EXTERN void cw_config_set_min_slice(cw_config *cfg, uint64_t ns);
+
+/** Longest run of polls before the executor returns to libevent so that
+ *  I/O is polled. 0 restores the default (500 us). NULL cfg: no-op. */
+CW_EXTERN void cw_config_set_driver_yield(cw_config *cfg, uint64_t ns);
+
+/** Most polls between two returns to libevent. 0 restores the default
+ *  (61). NULL cfg: no-op. */
+CW_EXTERN void cw_config_set_max_polls_per_yield(cw_config *cfg, uint32_t n);
+
+/**
+ * Catch cw_panic(): when on, a panicking task ends with status ::CW_EPANIC,
+ * its drop function runs and the executor goes on. When off (the default,
+ * as in tokio and the Rust crate), the message goes to stderr and the
+ * process aborts. NULL cfg: no-op.
+ */
+CW_EXTERN void cw_config_set_catch_panics(cw_config *cfg, bool on);
+
+/**
+ * Replace the clock (monotonic nanoseconds). Tests inject a clock they
+ * advance by hand so that scheduling is deterministic. The function is
+ * called on the executor thread only, between polls.
+ *
+ * @param now_ns the clock, or NULL to restore CLOCK_MONOTONIC.
+ * @param arg    passed to now_ns.
+ * NULL cfg: no-op.
+ */
+CW_EXTERN void cw_config_set_clock(cw_config *cfg, uint64_t (*now_ns)(void *), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
