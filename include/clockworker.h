@@ -11,6 +11,8 @@
  * - clockworker/waker.h    wakers (any thread)
  * - clockworker/join.h     join handles
  * - clockworker/stats.h    counters and histograms
+ * - clockworker/time.h     cw_sleep: timers on the executor's clock
+ * - clockworker/pt.h       protothread macros: tasks that read top to bottom
  */
 #ifndef CLOCKWORKER_H
 #define CLOCKWORKER_H
@@ -23,5 +25,7 @@
 #include "clockworker/waker.h"
 #include "clockworker/join.h"
 #include "clockworker/stats.h"
+#include "clockworker/time.h"
+#include "clockworker/pt.h"
 
 #endif

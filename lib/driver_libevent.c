@@ -1,7 +1,10 @@
 /*
  * driver_libevent.c - the executor's binding to libevent; the only file
  * that calls libevent. The core asks for: a round soon (after libevent has
- * polled I/O), the remote-wake fd watched or not, one turn of the loop.
+ * polled I/O), the remote-wake fd watched or not, one turn of the loop,
+ * and one timer armed at the earliest sleep's deadline (time.c keeps the
+ * sleeps; the timer is added to the base only while sleeps are pending,
+ * so event_base_dispatch() can return once every task has ended).
  *
  * A round is scheduled as a zero-timeout timer, re-armed after each round
  * that leaves work: libevent polls I/O (epoll_wait with a zero timeout)
@@ -34,13 +37,21 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
         cw__executor_round(ex);
 }
 
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cw__executor_timers(arg);
+}
+
 int cw__driver_init(cw_executor *ex)
 {
     struct cw__driver *d = &ex->drv;
     d->round_ev = evtimer_new(ex->base, round_cb, ex);
     d->notify_ev = event_new(ex->base, ex->shared->notify_rfd, EV_READ | EV_PERSIST,
                              notify_cb, ex);
-    if (!d->round_ev || !d->notify_ev) {
+    d->timer_ev = evtimer_new(ex->base, timer_cb, ex);
+    if (!d->round_ev || !d->notify_ev || !d->timer_ev) {
         cw__driver_free(ex);
         return -ENOMEM;
     }
@@ -54,7 +65,9 @@ void cw__driver_free(cw_executor *ex)
         event_free(d->round_ev);
     if (d->notify_ev)
         event_free(d->notify_ev);
-    d->round_ev = d->notify_ev = NULL;
+    if (d->timer_ev)
+        event_free(d->timer_ev);
+    d->round_ev = d->notify_ev = d->timer_ev = NULL;
     d->notify_watched = false;
 }
 
@@ -72,6 +85,30 @@ void cw__driver_watch_notify(cw_executor *ex, bool on)
     if (on ? event_add(d->notify_ev, NULL) : event_del(d->notify_ev))
         return;
     d->notify_watched = on;
+}
+
+/* Relative, in real time: libevent measures it on its own clock. Rounded
+ * up to the microsecond so that, on the real clock, it does not fire
+ * before the deadline because of the rounding (it may fire early anyway
+ * when libevent's cached or coarse clock lags: the core then finds
+ * nothing due and re-arms). Delays beyond a day are armed for a day (it
+ * fires early and is re-armed), far from any overflow in libevent. */
+void cw__driver_arm_timer(cw_executor *ex, uint64_t delay_ns)
+{
+    const uint64_t day_ns = 86400ull * 1000000000u;
+    if (delay_ns > day_ns)
+        delay_ns = day_ns;
+    uint64_t us = delay_ns / 1000 + (delay_ns % 1000 != 0);
+    struct timeval tv;
+    tv.tv_sec = (time_t)(us / 1000000);
+    tv.tv_usec = (suseconds_t)(us % 1000000);
+    evtimer_add(ex->drv.timer_ev, &tv);
+}
+
+void cw__driver_disarm_timer(cw_executor *ex)
+{
+    if (ex->drv.timer_ev)
+        evtimer_del(ex->drv.timer_ev);
 }
 
 int cw__driver_loop_once(cw_executor *ex)

@@ -62,7 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#ifdef CW_EEVDF_DEBUG
+#ifdef CW_DEBUG
 #define CHECK(s) cw__eevdf_check(s)
 #else
 #define CHECK(s) ((void)0)

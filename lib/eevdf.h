@@ -116,7 +116,7 @@ bool cw__eevdf_eligible(const cw__eevdf *s, const cw__eq *e);
 
 /* Recompute every sum and the tree invariants from scratch (walking the
  * tree, the pending list and curr); aborts on a mismatch. O(n). Built
- * with CW_EEVDF_DEBUG, every operation ends with it; tests call it. */
+ * with CW_DEBUG, every operation ends with it; tests call it. */
 void cw__eevdf_check(const cw__eevdf *s);
 
 #endif

@@ -3,7 +3,8 @@
  * cw_should_yield(), cw_panic() and freeing.
  *
  * A round, run from the driver's event, reads as phases:
- *   1. take remote wakes from the inbox;
+ *   1. wake the sleeps whose deadlines have passed (time.c); take remote
+ *      wakes from the inbox;
  *   2. pick a queue (EEVDF) and run its tasks FIFO until its slice is
  *      spent, the queue is empty, a preemption was requested, or the
  *      round's budget (driver_yield ns, max_polls_per_yield polls) is
@@ -134,6 +135,7 @@ void cw_executor_free(cw_executor *ex)
         t = cw__container_of(ex->live.next, cw__task, live);
         cw__task_end(ex, t, -ECANCELED);
     }
+    cw__timers_free(ex);
     cw__driver_free(ex);
     cw__task_cache_free(ex);
     ex->shared->ex = NULL;
@@ -311,6 +313,8 @@ void cw__executor_round(cw_executor *ex)
     uint64_t now = cw__now(ex);
     uint32_t polls_left = ex->max_polls_per_yield;
     ex->round_end = now + ex->driver_yield_ns;
+    if (ex->timers.n)
+        cw__timers_fire(ex, now);
     cw__inbox_drain(ex);
 
     for (;;) {
@@ -390,7 +394,7 @@ bool cw_should_yield(cw_cx *cx)
            || (ex->sched.nr_running > 1 && (int64_t)(now - ex->slice_end) >= 0);
 }
 
-_Noreturn void cw_panic(cw_cx *cx, const char *fmt, ...)
+CW_NORETURN void cw_panic(cw_cx *cx, const char *fmt, ...)
 {
     va_list ap;
     char *msg = NULL;

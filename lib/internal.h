@@ -177,7 +177,19 @@ struct cw_cx {
 struct cw__driver {
     struct event *round_ev;
     struct event *notify_ev;
+    struct event *timer_ev;
     bool notify_watched;
+};
+
+/* The sleepers (time.c): a binary min-heap of cw_sleep * ordered by
+ * (deadline, seq); each sleep keeps its slot in cw__index. The driver's
+ * one timer is armed, when armed, at armed_at <= the root's deadline. */
+struct cw__timers {
+    cw_sleep **heap;
+    uint32_t n, cap;
+    uint64_t seq;              /* next registration number */
+    uint64_t armed_at;         /* deadline the driver timer was armed for */
+    bool armed;
 };
 
 struct cw_executor {
@@ -209,6 +221,7 @@ struct cw_executor {
     sigjmp_buf *panic_jmp;
 
     struct cw__driver drv;
+    struct cw__timers timers;
     cw__task *cache[CW__NCLASSES];
     uint32_t ncache[CW__NCLASSES];
     struct cw_executor_stats stats;
@@ -230,6 +243,15 @@ void cw__executor_update_watch(cw_executor *ex);
 void cw__inbox_drain(cw_executor *ex);
 void cw__hist_record(cw_hist *h, uint64_t v);
 
+/* ---- timers (time.c) ----------------------------------------------------- */
+void cw__timers_fire(cw_executor *ex, uint64_t now); /* wake sleeps due at now */
+void cw__executor_timers(cw_executor *ex);           /* the driver's timer fired */
+void cw__timers_free(cw_executor *ex);               /* detach leftovers, free */
+/* Check the heap (order, slots, owner, wakers, arming); aborts on a
+ * mismatch. O(n). Built with CW_DEBUG (the test library), every
+ * heap operation ends with it; tests call it. */
+void cw__timers_check(const cw_executor *ex);
+
 /* ---- the event loop driver (driver_libevent.c) --------------------------
  * The only file that calls libevent. Another loop would provide these. */
 int cw__driver_init(cw_executor *ex);
@@ -237,5 +259,7 @@ void cw__driver_free(cw_executor *ex);
 void cw__driver_schedule(cw_executor *ex);            /* a round after I/O */
 void cw__driver_watch_notify(cw_executor *ex, bool on); /* remote-wake fd */
 int cw__driver_loop_once(cw_executor *ex);            /* run_until's step */
+void cw__driver_arm_timer(cw_executor *ex, uint64_t delay_ns); /* (re)arm */
+void cw__driver_disarm_timer(cw_executor *ex);
 
 #endif

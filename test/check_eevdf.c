@@ -1,5 +1,5 @@
 /* check_eevdf.c - the pure scheduler (lib/eevdf.c) driven with invented
- * durations. The library is built with CW_EEVDF_DEBUG for the tests, so
+ * durations. The library is built with CW_DEBUG for the tests, so
  * every operation also re-checks the sums and the tree from scratch; the
  * tests call cw__eevdf_check() too. */
 #include <stdlib.h>

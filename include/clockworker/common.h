@@ -20,6 +20,13 @@
 #define CW_PRINTF(fmt, args)
 #endif
 
+/* _Noreturn is C11; C++ spells it [[noreturn]]. */
+#if defined(__cplusplus)
+#define CW_NORETURN [[noreturn]]
+#else
+#define CW_NORETURN _Noreturn
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -10,9 +10,11 @@
  * base runs the tasks: event_base_dispatch(), event_base_loop(), or
  * cw_executor_run_until().
  *
- * The executor keeps an internal event (the cross-thread wake-up fd) added
- * to the base while any task is alive, so event_base_dispatch() returns only
- * once every task has ended (and nothing else is pending), as it would for
+ * The executor keeps its internal events in the base only while they have
+ * work: the cross-thread wake-up fd while any task is alive, the timer
+ * while any cw_sleep is pending, the round while tasks are runnable. So
+ * event_base_dispatch() returns once every task has ended and every sleep
+ * has fired or been dropped (and nothing else is pending), as it would for
  * plain libevent events.
  *
  * Thread: "the executor thread" is the thread that called

@@ -87,7 +87,7 @@ CW_EXTERN bool cw_should_yield(cw_cx *cx);
  * free nothing in between that the drop function does not know about.
  * NULL cx, or a cx whose poll has returned: prints and aborts.
  */
-CW_EXTERN _Noreturn void cw_panic(cw_cx *cx, const char *fmt, ...) CW_PRINTF(2, 3);
+CW_NORETURN CW_EXTERN void cw_panic(cw_cx *cx, const char *fmt, ...) CW_PRINTF(2, 3);
 
 /** The executor running this poll (NULL if cx is NULL). */
 CW_EXTERN cw_executor *cw_cx_executor(cw_cx *cx);
