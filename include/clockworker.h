@@ -12,6 +12,7 @@
  * - clockworker/join.h     join handles
  * - clockworker/stats.h    counters and histograms
  * - clockworker/time.h     cw_sleep: timers on the executor's clock
+ * - clockworker/io.h       cw_fdwait: fd readiness
  * - clockworker/pt.h       protothread macros: tasks that read top to bottom
  */
 #ifndef CLOCKWORKER_H
@@ -26,6 +27,7 @@
 #include "clockworker/join.h"
 #include "clockworker/stats.h"
 #include "clockworker/time.h"
+#include "clockworker/io.h"
 #include "clockworker/pt.h"
 
 #endif

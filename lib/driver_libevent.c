@@ -111,6 +111,27 @@ void cw__driver_disarm_timer(cw_executor *ex)
         evtimer_del(ex->drv.timer_ev);
 }
 
+static void fd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    cw__fdwait_fired(arg, what);
+}
+
+struct event *cw__driver_fd_new(cw_executor *ex, evutil_socket_t fd, short what, cw_fdwait *w)
+{
+    return event_new(ex->base, fd, what, fd_cb, w);
+}
+
+int cw__driver_fd_add(struct event *ev)
+{
+    return event_add(ev, NULL);
+}
+
+void cw__driver_fd_free(struct event *ev)
+{
+    event_free(ev);
+}
+
 int cw__driver_loop_once(cw_executor *ex)
 {
     return event_base_loop(ex->base, EVLOOP_ONCE);

@@ -136,6 +136,7 @@ void cw_executor_free(cw_executor *ex)
         cw__task_end(ex, t, -ECANCELED);
     }
     cw__timers_free(ex);
+    cw__fdwaits_free(ex);
     cw__driver_free(ex);
     cw__task_cache_free(ex);
     ex->shared->ex = NULL;

@@ -222,6 +222,7 @@ struct cw_executor {
 
     struct cw__driver drv;
     struct cw__timers timers;
+    cw_fdwait *fdwaits;        /* waits that own an event (io.c) */
     cw__task *cache[CW__NCLASSES];
     uint32_t ncache[CW__NCLASSES];
     struct cw_executor_stats stats;
@@ -252,6 +253,10 @@ void cw__timers_free(cw_executor *ex);               /* detach leftovers, free *
  * heap operation ends with it; tests call it. */
 void cw__timers_check(const cw_executor *ex);
 
+/* ---- fd readiness (io.c) ------------------------------------------------- */
+void cw__fdwait_fired(cw_fdwait *w, short what);    /* the driver's callback */
+void cw__fdwaits_free(cw_executor *ex);             /* free leftovers' events */
+
 /* ---- the event loop driver (driver_libevent.c) --------------------------
  * The only file that calls libevent. Another loop would provide these. */
 int cw__driver_init(cw_executor *ex);
@@ -261,5 +266,10 @@ void cw__driver_watch_notify(cw_executor *ex, bool on); /* remote-wake fd */
 int cw__driver_loop_once(cw_executor *ex);            /* run_until's step */
 void cw__driver_arm_timer(cw_executor *ex, uint64_t delay_ns); /* (re)arm */
 void cw__driver_disarm_timer(cw_executor *ex);
+/* One non-persistent event per cw_fdwait: new (NULL when out of memory),
+ * add (0, or -1 when libevent refuses the fd), free (removes it first). */
+struct event *cw__driver_fd_new(cw_executor *ex, evutil_socket_t fd, short what, cw_fdwait *w);
+int cw__driver_fd_add(struct event *ev);
+void cw__driver_fd_free(struct event *ev);
 
 #endif

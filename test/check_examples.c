@@ -1,0 +1,374 @@
+/* check_examples.c - the example programs do what the README says they do.
+ *
+ * Each test runs a built example (fork + exec, stdout through a pipe,
+ * stderr left to the test log) from $top_builddir/examples (default ".",
+ * the build directory `make check` runs in) and checks its exit status and
+ * its output. Nothing here depends on timing: weighted is checked for the
+ * format of its result and for counts above zero, never for its ratio,
+ * and cancel for the consistency of its tick lines, not their number.
+ *
+ * The README's excerpts of the examples are checked against the files, so
+ * that they stay in sync.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* What a run of an example gave. */
+struct run {
+    int exit_code; /* exit status, or -1 if it did not exit normally */
+    char out[64 * 1024];
+    size_t len;
+};
+
+/* Run examples/<name> with the given arguments (NULL-terminated, argv[0]
+ * excluded) and collect its stdout. Fails the test on a system error. */
+static void run_example(const char *name, const char *const *args, struct run *r)
+{
+    const char *top = getenv("top_builddir");
+    char path[4096];
+    const char *argv[16];
+    size_t argc = 0;
+    int fds[2];
+
+    if (!top || !*top)
+        top = ".";
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/examples/%s", top, name), (int)sizeof path);
+    ck_assert_msg(access(path, X_OK) == 0, "%s: not built or not executable: %s", path,
+                  strerror(errno));
+    argv[argc++] = path;
+    for (; args && *args; args++) {
+        ck_assert_uint_lt(argc, sizeof argv / sizeof argv[0] - 1);
+        argv[argc++] = *args;
+    }
+    argv[argc] = NULL;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(fds[1], STDOUT_FILENO) < 0)
+            _exit(126);
+        close(devnull);
+        close(fds[0]);
+        close(fds[1]);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    r->len = 0;
+    for (;;) {
+        ssize_t n = read(fds[0], r->out + r->len, sizeof r->out - 1 - r->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        ck_assert_int_ge(n, 0);
+        if (n == 0)
+            break;
+        r->len += (size_t)n;
+        ck_assert_msg(r->len < sizeof r->out - 1, "%s: too much output", name);
+    }
+    r->out[r->len] = '\0';
+    close(fds[0]);
+
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        ck_assert_int_eq(errno, EINTR);
+    r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    ck_assert_msg(!WIFSIGNALED(status), "%s: killed by signal %d; output:\n%s", name,
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0, r->out);
+}
+
+/* The last line of the output, without its newline, copied to buf. */
+static const char *last_line(const struct run *r, char *buf, size_t size)
+{
+    size_t end = r->len;
+    if (end > 0 && r->out[end - 1] == '\n')
+        end--;
+    size_t start = end;
+    while (start > 0 && r->out[start - 1] != '\n')
+        start--;
+    ck_assert_uint_lt(end - start, size);
+    memcpy(buf, r->out + start, end - start);
+    buf[end - start] = '\0';
+    return buf;
+}
+
+/* Whether the output has exactly this line. */
+static int has_line(const struct run *r, const char *line)
+{
+    size_t n = strlen(line);
+    const char *p = r->out;
+    while (*p) {
+        if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+            return 1;
+        if (!(p = strchr(p, '\n')))
+            break;
+        p++;
+    }
+    return 0;
+}
+
+static struct run r; /* static: 64 KiB is much for a stack */
+
+START_TEST(hello_prints_exactly_42_and_exits_0)
+{
+    run_example("hello", NULL, &r);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_str_eq(r.out, "42\n");
+}
+END_TEST
+
+START_TEST(weighted_last_line_is_high_low_ratio_with_work_on_both_queues)
+{
+    const char *args[] = {"--duration-ms", "200", NULL};
+    run_example("weighted", args, &r);
+    ck_assert_msg(r.exit_code == 0, "weighted exited %d; output:\n%s", r.exit_code, r.out);
+
+    char line[256];
+    last_line(&r, line, sizeof line);
+    regex_t re;
+    regmatch_t m[4];
+    ck_assert_int_eq(regcomp(&re, "^high=([0-9]+) low=([0-9]+) ratio=([0-9]+\\.[0-9][0-9])$",
+                             REG_EXTENDED),
+                     0);
+    int nomatch = regexec(&re, line, 4, m, 0);
+    regfree(&re);
+    ck_assert_msg(nomatch == 0, "last line does not match: \"%s\"", line);
+
+    unsigned long long high = strtoull(line + m[1].rm_so, NULL, 10);
+    unsigned long long low = strtoull(line + m[2].rm_so, NULL, 10);
+    double ratio = strtod(line + m[3].rm_so, NULL);
+    ck_assert_uint_gt(high, 0);
+    ck_assert_uint_gt(low, 0);
+    /* the printed ratio is high/low rounded to 2 decimals (no bound on it) */
+    char expect[32];
+    snprintf(expect, sizeof expect, "%.2f", (double)high / (double)low);
+    ck_assert_double_eq_tol(ratio, strtod(expect, NULL), 0.001);
+}
+END_TEST
+
+START_TEST(weighted_rejects_a_bad_duration_with_exit_2)
+{
+    const char *bad[][3] = {
+        {"--duration-ms", "abc", NULL},
+        {"--duration-ms", "-5", NULL},
+        {"--duration-ms", NULL, NULL},
+        {"--frobnicate", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        run_example("weighted", bad[i], &r);
+        ck_assert_int_eq(r.exit_code, 2);
+        ck_assert_str_eq(r.out, ""); /* the usage goes to stderr */
+    }
+}
+END_TEST
+
+START_TEST(cancel_prints_cancelled_status_and_its_tick_count_and_exits_0)
+{
+    run_example("cancel", NULL, &r);
+    ck_assert_msg(r.exit_code == 0, "cancel exited %d; output:\n%s", r.exit_code, r.out);
+
+    char want[128];
+    snprintf(want, sizeof want, "status: %s", cw_strerror(-ECANCELED));
+    ck_assert_msg(has_line(&r, want), "no \"%s\" line in:\n%s", want, r.out);
+
+    /* "ticks: n" is the last line, and n "tick k" lines (k = 1..n) precede
+     * it: the count main prints is the ticks the task made before the
+     * abort, none after. */
+    char line[128];
+    int n = -1, end = 0;
+    last_line(&r, line, sizeof line);
+    ck_assert_msg(sscanf(line, "ticks: %d%n", &n, &end) == 1 && line[end] == '\0',
+                  "last line: \"%s\"", line);
+    ck_assert_int_ge(n, 0);
+    for (int k = 1; k <= n + 1; k++) {
+        char tick[32];
+        snprintf(tick, sizeof tick, "tick %d", k);
+        ck_assert_msg(has_line(&r, tick) == (k <= n), "\"%s\" %s in:\n%s", tick,
+                      k <= n ? "missing" : "after the abort", r.out);
+    }
+}
+END_TEST
+
+START_TEST(panic_prints_epanic_status_and_the_message_and_exits_0)
+{
+    run_example("panic", NULL, &r);
+    ck_assert_msg(r.exit_code == 0, "panic exited %d; output:\n%s", r.exit_code, r.out);
+    char want[256];
+    snprintf(want, sizeof want, "status: %s\nmessage: something went wrong: 7\n",
+             cw_strerror(CW_EPANIC));
+    ck_assert_str_eq(r.out, want);
+}
+END_TEST
+
+/* ---- README excerpts --------------------------------------------------- */
+
+/* The whole file, NUL-terminated (free it), or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - 1 - len, f)) > 0) {
+        len += n;
+        if (len == cap - 1) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+    }
+    ck_assert(!ferror(f));
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The source directory: $srcdir (set by `make check`), else the build
+ * directory or its parent, whichever holds the README and the examples. */
+static const char *source_dir(char *buf, size_t size)
+{
+    const char *top = getenv("top_builddir");
+    const char *srcdir = getenv("srcdir");
+    if (!top || !*top)
+        top = ".";
+    const struct {
+        const char *dir, *suffix;
+    } cand[] = {{srcdir && *srcdir ? srcdir : top, ""}, {top, ""}, {top, "/.."}};
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
+        char a[4096], b[4096];
+        if (snprintf(buf, size, "%s%s", cand[i].dir, cand[i].suffix) >= (int)size
+            || snprintf(a, sizeof a, "%s/README", buf) >= (int)sizeof a
+            || snprintf(b, sizeof b, "%s/examples/hello.c", buf) >= (int)sizeof b)
+            continue;
+        if (access(a, R_OK) == 0 && access(b, R_OK) == 0)
+            return buf;
+    }
+    ck_abort_msg("README and examples/hello.c not found (srcdir=%s, top_builddir=%s)",
+                 srcdir ? srcdir : "(unset)", top);
+    return NULL;
+}
+
+/* s[0..n) without leading and trailing blanks, into out. */
+static void trim(const char *s, size_t n, char *out, size_t size)
+{
+    while (n > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        n--;
+    ck_assert_uint_lt(n, size);
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+/* Whether text has a line equal to want once both are trimmed. */
+static bool has_trimmed_line(const char *text, const char *want)
+{
+    char line[1024];
+    for (const char *p = text; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n < sizeof line) {
+            trim(p, n, line, sizeof line);
+            if (strcmp(line, want) == 0)
+                return true;
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return false;
+}
+
+START_TEST(readme_excerpts_are_lines_of_the_example_files)
+{
+    static const char *const names[] = {"hello", "weighted", "cancel", "panic"};
+    char dir[2048], path[4096], line[1024];
+    source_dir(dir, sizeof dir);
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/README", dir), (int)sizeof path);
+    char *readme = slurp(path);
+    ck_assert_ptr_nonnull(readme);
+
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        /* The section "### <name>: ..." runs to the next heading. */
+        char head[64];
+        snprintf(head, sizeof head, "\n### %s:", names[k]);
+        const char *sec = strstr(readme, head);
+        ck_assert_msg(sec != NULL, "README has no \"### %s:\" section", names[k]);
+        sec += strlen(head);
+        const char *end = strstr(sec, "\n### ");
+        const char *end2 = strstr(sec, "\n---");
+        if (!end || (end2 && end2 < end))
+            end = end2;
+        ck_assert_ptr_nonnull(end);
+
+        ck_assert_int_lt(snprintf(path, sizeof path, "%s/examples/%s.c", dir, names[k]),
+                         (int)sizeof path);
+        char *src = slurp(path);
+        ck_assert_msg(src != NULL, "cannot read %s", path);
+
+        /* Each indented (code) line, but the placeholders, is a line of
+         * the file; "{ ... }" stands for a block the file opens there. */
+        int checked = 0;
+        for (const char *p = sec; p < end;) {
+            const char *e = memchr(p, '\n', (size_t)(end - p));
+            size_t n = e ? (size_t)(e - p) : (size_t)(end - p);
+            if (n > 4 && strncmp(p, "    ", 4) == 0) {
+                trim(p, n, line, sizeof line);
+                char *dots = strstr(line, "{ ... }");
+                if (dots)
+                    strcpy(dots, "{");
+                if (strcmp(line, "...") != 0 && strcmp(line, "/* in main: */") != 0) {
+                    ck_assert_msg(has_trimmed_line(src, line),
+                                  "README excerpt of %s.c has a line the file lacks: %s",
+                                  names[k], line);
+                    checked++;
+                }
+            }
+            if (!e)
+                break;
+            p = e + 1;
+        }
+        ck_assert_msg(checked >= 8, "README: only %d code lines for %s", checked, names[k]);
+        free(src);
+    }
+    free(readme);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("examples");
+    TCase *tc = tcase_create("examples");
+    /* generous: the machine may be busy (no test asserts a duration) */
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, hello_prints_exactly_42_and_exits_0);
+    tcase_add_test(tc, weighted_last_line_is_high_low_ratio_with_work_on_both_queues);
+    tcase_add_test(tc, weighted_rejects_a_bad_duration_with_exit_2);
+    tcase_add_test(tc, cancel_prints_cancelled_status_and_its_tick_count_and_exits_0);
+    tcase_add_test(tc, panic_prints_epanic_status_and_the_message_and_exits_0);
+    tcase_add_test(tc, readme_excerpts_are_lines_of_the_example_files);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}
