@@ -13,6 +13,7 @@
  * - clockworker/stats.h    counters and histograms
  * - clockworker/time.h     cw_sleep: timers on the executor's clock
  * - clockworker/io.h       cw_fdwait: fd readiness
+ * - clockworker/alloc.h    cw_set_allocator()
  * - clockworker/pt.h       protothread macros: tasks that read top to bottom
  */
 #ifndef CLOCKWORKER_H
@@ -28,6 +29,7 @@
 #include "clockworker/stats.h"
 #include "clockworker/time.h"
 #include "clockworker/io.h"
+#include "clockworker/alloc.h"
 #include "clockworker/pt.h"
 
 #endif

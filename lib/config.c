@@ -11,6 +11,7 @@ cw_config *cw_config_new(void)
     cw_config *cfg = cw__calloc(1, sizeof *cfg);
     if (!cfg)
         return NULL;
+    cw__alloc_hold();
     cfg->sched_latency_ns = CW_DEFAULT_SCHED_LATENCY_NS;
     cfg->min_slice_ns = CW_DEFAULT_MIN_SLICE_NS;
     cfg->driver_yield_ns = CW_DEFAULT_DRIVER_YIELD_NS;
@@ -24,6 +25,7 @@ void cw_config_free(cw_config *cfg)
         return;
     cw__free(cfg->queues);
     cw__free(cfg);
+    cw__alloc_unhold();
 }
 
 struct cw__qdef *cw__config_find(const cw_config *cfg, uint32_t id)

@@ -68,6 +68,15 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
     ex->queues = cw__calloc(cfg->nqueues, sizeof *ex->queues);
     ex->by_id = cw__calloc(cfg->nqueues, sizeof *ex->by_id);
     cw__shared *sh = cw__calloc(1, sizeof *sh);
+    if (sh) {
+        /* released with the last task block (cw__shared_release) */
+        cw__alloc_hold();
+        atomic_init(&sh->refs, 1);
+        atomic_init(&sh->inbox, NULL);
+        atomic_init(&sh->sleeping, 0);
+        sh->notify_rfd = sh->notify_wfd = -1;
+        sh->thread = pthread_self();
+    }
     if (!ex->queues || !ex->by_id || !sh)
         goto fail;
     for (uint32_t i = 0; i < cfg->nqueues; i++) {
@@ -87,11 +96,6 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
             ex->by_id[j - 1] = tmp;
         }
 
-    atomic_init(&sh->refs, 1);
-    atomic_init(&sh->inbox, NULL);
-    atomic_init(&sh->sleeping, 0);
-    sh->notify_rfd = sh->notify_wfd = -1;
-    sh->thread = pthread_self();
     sh->ex = ex;
     ex->shared = sh;
     if ((err = cw__notify_open(sh)) < 0)

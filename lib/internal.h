@@ -28,6 +28,10 @@ void *cw__malloc(size_t n);
 void *cw__calloc(size_t n, size_t size);
 void *cw__realloc(void *p, size_t n);
 void cw__free(void *p);
+/* Held by each config and each executor's shared part (which lives until
+ * the last task block is freed): cw_set_allocator() says -EBUSY meanwhile. */
+void cw__alloc_hold(void);
+void cw__alloc_unhold(void);
 
 /* ---- intrusive circular doubly-linked list (as libuv's queue.h) -------- */
 /* Every operation is O(1); no allocation. */

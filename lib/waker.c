@@ -82,6 +82,7 @@ void cw__shared_release(cw__shared *sh, size_t n)
     if (sh->notify_wfd >= 0 && sh->notify_wfd != sh->notify_rfd)
         close(sh->notify_wfd);
     cw__free(sh);
+    cw__alloc_unhold();
 }
 
 /* ---- the inbox ---------------------------------------------------------- */
