@@ -74,17 +74,23 @@ void cw__driver_free(cw_executor *ex)
 void cw__driver_schedule(cw_executor *ex)
 {
     static const struct timeval zero = {0, 0};
-    evtimer_add(ex->drv.round_ev, &zero);
+    /* Adding a timer may grow libevent's timer heap. Without memory, run
+     * the round in this pass of the loop instead (event_active() does not
+     * allocate): the round must not be lost, since round_pending blocks
+     * any other request until it runs. */
+    if (evtimer_add(ex->drv.round_ev, &zero) < 0)
+        event_active(ex->drv.round_ev, EV_TIMEOUT, 1);
 }
 
-void cw__driver_watch_notify(cw_executor *ex, bool on)
+int cw__driver_watch_notify(cw_executor *ex, bool on)
 {
     struct cw__driver *d = &ex->drv;
     if (on == d->notify_watched || !d->notify_ev)
-        return;
+        return 0;
     if (on ? event_add(d->notify_ev, NULL) : event_del(d->notify_ev))
-        return;
+        return -1;
     d->notify_watched = on;
+    return 0;
 }
 
 /* Relative, in real time: libevent measures it on its own clock. Rounded
@@ -124,7 +130,12 @@ struct event *cw__driver_fd_new(cw_executor *ex, evutil_socket_t fd, short what,
 
 int cw__driver_fd_add(struct event *ev)
 {
-    return event_add(ev, NULL);
+    /* libevent says -1 for a refused fd and for a failed allocation (its
+     * fd map, its backend's arrays); only errno tells them apart. */
+    errno = 0;
+    if (event_add(ev, NULL) == 0)
+        return 0;
+    return errno == ENOMEM ? -ENOMEM : -1;
 }
 
 void cw__driver_fd_free(struct event *ev)

@@ -317,7 +317,7 @@ void cw__executor_round(cw_executor *ex)
 
     uint64_t now = cw__now(ex);
     uint32_t polls_left = ex->max_polls_per_yield;
-    ex->round_end = now + ex->driver_yield_ns;
+    ex->round_end = cw__deadline(now, ex->driver_yield_ns);
     if (ex->timers.n)
         cw__timers_fire(ex, now);
     cw__inbox_drain(ex);
@@ -332,7 +332,7 @@ void cw__executor_round(cw_executor *ex)
         ex->preempt = false;
         ex->slice_start = now;
         ex->poll_start = now;
-        ex->slice_end = now + slice;
+        ex->slice_end = cw__deadline(now, slice);
         ex->stats.slices++;
         q->slices++;
         enum slice_end why = run_slice(ex, q, &now, &polls_left);
@@ -378,7 +378,8 @@ int cw_executor_run_until(cw_executor *ex, cw_join *join)
         if (r < 0)
             return -EIO;
         if (r > 0 && !(t->flags & CW__T_DONE))
-            return -EAGAIN; /* nothing left that could wake it */
+            return -EAGAIN; /* defensive: the watched remote-wake fd keeps
+                               the base non-empty while the task lives */
     }
     return t->status;
 }
@@ -404,7 +405,11 @@ CW_NORETURN void cw_panic(cw_cx *cx, const char *fmt, ...)
     va_list ap;
     char *msg = NULL;
 
-    if (fmt) {
+    if (!fmt) {
+        static const char none[] = "(no message)";
+        if ((msg = cw__malloc(sizeof none)))
+            memcpy(msg, none, sizeof none);
+    } else {
         va_start(ap, fmt);
         int n = vsnprintf(NULL, 0, fmt, ap);
         va_end(ap);
@@ -419,7 +424,7 @@ CW_NORETURN void cw_panic(cw_cx *cx, const char *fmt, ...)
         siglongjmp(*cx->ex->panic_jmp, 1);
     }
     fprintf(stderr, "clockworker: task panicked: %s\n",
-            msg ? msg : fmt ? "(message lost: out of memory)" : "(no message)");
+            msg ? msg : "(message lost: out of memory)");
     fflush(stderr);
     abort();
 }

@@ -232,6 +232,16 @@ struct cw_executor {
     struct cw_executor_stats stats;
 };
 
+/* Longest span a deadline may be ahead of now: virtual and wall times are
+ * compared by signed difference, so anything beyond 2^63 would read as
+ * past. 2^62 ns is 146 years: settings larger than that mean "never". */
+#define CW__MAX_SPAN_NS ((uint64_t)1 << 62)
+
+static inline uint64_t cw__deadline(uint64_t now, uint64_t span)
+{
+    return now + (span < CW__MAX_SPAN_NS ? span : CW__MAX_SPAN_NS);
+}
+
 static inline uint64_t cw__now(const cw_executor *ex)
 {
     return ex->now_ns(ex->clock_arg);
@@ -266,12 +276,15 @@ void cw__fdwaits_free(cw_executor *ex);             /* free leftovers' events */
 int cw__driver_init(cw_executor *ex);
 void cw__driver_free(cw_executor *ex);
 void cw__driver_schedule(cw_executor *ex);            /* a round after I/O */
-void cw__driver_watch_notify(cw_executor *ex, bool on); /* remote-wake fd */
+/* Watch the remote-wake fd or not: 0, or -1 when libevent refuses (out
+ * of memory: adding the event may allocate inside libevent). */
+int cw__driver_watch_notify(cw_executor *ex, bool on);
 int cw__driver_loop_once(cw_executor *ex);            /* run_until's step */
 void cw__driver_arm_timer(cw_executor *ex, uint64_t delay_ns); /* (re)arm */
 void cw__driver_disarm_timer(cw_executor *ex);
 /* One non-persistent event per cw_fdwait: new (NULL when out of memory),
- * add (0, or -1 when libevent refuses the fd), free (removes it first). */
+ * add (0; -ENOMEM when libevent is out of memory, worth a retry; -1 when
+ * it refuses the fd), free (removes it first). */
 struct event *cw__driver_fd_new(cw_executor *ex, evutil_socket_t fd, short what, cw_fdwait *w);
 int cw__driver_fd_add(struct event *ev);
 void cw__driver_fd_free(struct event *ev);

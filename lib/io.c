@@ -103,7 +103,12 @@ cw_poll cw_fdwait_poll(cw_fdwait *w, cw_cx *cx)
             ex->fdwaits->cw__prev = w;
         ex->fdwaits = w;
     }
-    if (cw__driver_fd_add(w->cw__ev) < 0)
+    int err = cw__driver_fd_add(w->cw__ev);
+    if (err == -ENOMEM) { /* out of memory: retry at the next poll */
+        cw_waker_wake_by_ref(k);
+        return CW_PENDING;
+    }
+    if (err < 0)
         return failed(w);
     w->cw__waker = cw_waker_clone(k);
     w->cw__state = FD_WAITING;

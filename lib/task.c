@@ -181,9 +181,18 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
         return -EINVAL;
     if (ex->freeing)
         return -ESHUTDOWN;
-    cw__task *t = task_alloc(ex, size);
-    if (!t)
+    /* The first live task needs the remote-wake fd watched, and adding
+     * that event may allocate inside libevent: do it before anything
+     * else, so that a failure leaves nothing spawned. */
+    bool first = ex->stats.tasks_live == 0;
+    if (first && cw__driver_watch_notify(ex, true) < 0)
         return -ENOMEM;
+    cw__task *t = task_alloc(ex, size);
+    if (!t) {
+        if (first)
+            cw__driver_watch_notify(ex, false);
+        return -ENOMEM;
+    }
     t->poll = poll;
     t->drop = drop;
     t->q = q;
@@ -197,8 +206,7 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
     if (size)
         memcpy(t->state, state, size);
     cw__list_push_back(&ex->live, &t->live);
-    if (ex->stats.tasks_live++ == 0)
-        cw__executor_update_watch(ex);
+    ex->stats.tasks_live++;
     ex->stats.tasks_spawned++;
     q->spawned++;
     cw__task_enqueue(ex, t);

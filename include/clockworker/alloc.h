@@ -29,7 +29,9 @@ extern "C" {
  * thread, so free_fn must be thread-safe.
  *
  * @return 0; -EINVAL if only some of the three are NULL; -EBUSY if a
- *         config or an executor exists (the allocator is unchanged).
+ *         config or an executor exists, or a task block that outlived its
+ *         executor (a join handle or waker not yet freed): the allocator is
+ *         unchanged.
  *         Thread: not concurrently with any other clockworker call.
  */
 CW_EXTERN int cw_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),

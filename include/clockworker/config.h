@@ -75,7 +75,9 @@ CW_EXTERN int cw_config_add_queue(cw_config *cfg, uint32_t id, uint32_t weight);
 CW_EXTERN int cw_config_set_queue_slice(cw_config *cfg, uint32_t id, uint64_t slice_ns);
 
 /** Target period in which every runnable queue runs once (derived slices
- *  divide it). 0 restores the default (2 ms). NULL cfg: no-op. */
+ *  divide it). 0 restores the default (2 ms). NULL cfg: no-op.
+ *  Like every duration below, values beyond 2^62 ns (146 years) act as
+ *  2^62 ns: never reached. */
 CW_EXTERN void cw_config_set_sched_latency(cw_config *cfg, uint64_t ns);
 
 /** Lower bound of a derived slice. 0 restores the default (100 us). NULL

@@ -74,8 +74,7 @@ CW_EXTERN cw_queue *cw_executor_queue(cw_executor *ex, uint32_t id);
  *         (that would run the executor re-entrantly); -ESHUTDOWN if the
  *         executor is being freed; -EIO if event_base_loop() fails
  *         (for instance when called from a callback of the same base:
- *         libevent refuses re-entrant loops); -EAGAIN if the base runs
- *         out of events while the task is still pending.
+ *         libevent refuses re-entrant loops).
  *         Does not free the join handle.
  *
  * Like any event loop waiting for an event that never fires, it does not

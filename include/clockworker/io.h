@@ -105,8 +105,9 @@ CW_EXTERN void cw_fdwait_init(cw_fdwait *w, evutil_socket_t fd, short what);
  *
  * ::CW_READY with cw_fdwait_revents() == 0 means the wait failed: NULL cx,
  * a zeroed or dropped future, an fd or `what` libevent refuses (bad fd,
- * neither EV_READ nor EV_WRITE). When the event cannot be allocated the
- * task is woken at once to retry (the poll never loses its wake-up).
+ * neither EV_READ nor EV_WRITE). When the event cannot be allocated, or
+ * libevent runs out of memory adding it, the task is woken at once to
+ * retry (the poll never loses its wake-up).
  * NULL w: ::CW_READY.
  */
 CW_EXTERN cw_poll cw_fdwait_poll(cw_fdwait *w, cw_cx *cx);

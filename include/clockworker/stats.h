@@ -31,8 +31,9 @@ typedef struct cw_hist {
 } cw_hist;
 
 /**
- * The q-quantile (0 <= q <= 1) of a histogram, interpolated linearly
- * within the bucket that holds it, and never above the recorded max.
+ * The q-quantile (0 <= q <= 1; below 0 or NaN counts as 0, above 1 as 1)
+ * of a histogram, interpolated linearly within the bucket that holds it,
+ * and never above the recorded max.
  * @return the value in ns; 0 if h is NULL or empty. Any thread (h is not
  *         changed).
  */
@@ -47,7 +48,10 @@ struct cw_executor_stats {
     uint64_t tasks_cancelled; /**< tasks aborted or cancelled at free */
     uint64_t tasks_panicked;  /**< tasks that panicked (catch on) */
     uint64_t tasks_live;      /**< spawned and not yet ended */
-    uint64_t cpu_ns;          /**< time spent inside poll functions */
+    uint64_t cpu_ns;          /**< time spent inside poll functions, by the
+                                   executor's clock (wall time while
+                                   polling: includes time the thread was
+                                   descheduled mid-poll) */
     uint64_t slices;          /**< slices run (one per scheduling pick) */
     uint64_t preemptions;     /**< slices ended early by a woken queue */
     uint64_t rounds;          /**< scheduling rounds (returns to libevent) */
@@ -71,7 +75,8 @@ struct cw_queue_stats {
     uint64_t tasks_cancelled; /**< of which were cancelled */
     uint64_t tasks_panicked;  /**< of which panicked */
     uint64_t polls;           /**< polls of its tasks */
-    uint64_t cpu_ns;          /**< time charged to it (sum of its polls) */
+    uint64_t cpu_ns;          /**< time charged to it: the sum of its polls'
+                                   durations by the executor's clock */
     uint64_t slices;          /**< slices it was picked for */
     uint64_t preemptions;     /**< of its slices, ended by a woken queue */
     uint64_t vruntime;        /**< its virtual runtime (scheduler units) */

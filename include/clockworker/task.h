@@ -57,8 +57,9 @@ typedef void (*cw_drop_fn)(void *state);
  * @param join  if not NULL, receives a join handle the caller must free
  *              with cw_join_free(); if NULL the task is detached.
  * @return 0; -EINVAL if q or poll is NULL, or state is NULL with size > 0,
- *         or size is absurd; -ESHUTDOWN if the executor is being freed;
- *         -ENOMEM. On error nothing was spawned and *join is untouched.
+ *         or size > 2^40, or the caller is not on the executor thread;
+ *         -ESHUTDOWN if the executor is being freed; -ENOMEM. On error
+ *         nothing was spawned and *join is untouched.
  *
  * Executor thread only; may be called from inside a task's poll (the new
  * task runs in a later turn of its queue, never inside this call).
@@ -85,7 +86,8 @@ CW_EXTERN bool cw_should_yield(cw_cx *cx);
  *
  * Unwinding skips the rest of the poll function and whatever it called:
  * free nothing in between that the drop function does not know about.
- * NULL cx, or a cx whose poll has returned: prints and aborts.
+ * NULL cx, or a cx whose poll has returned: prints and aborts. A NULL fmt
+ * gives the message "(no message)".
  */
 CW_NORETURN CW_EXTERN void cw_panic(cw_cx *cx, const char *fmt, ...) CW_PRINTF(2, 3);
 

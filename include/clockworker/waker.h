@@ -53,7 +53,7 @@ CW_EXTERN void cw_waker_wake_by_ref(const cw_waker *w);
 CW_EXTERN void cw_waker_free(cw_waker *w);
 
 /** Whether a and b wake the same task (so a stored waker need not be
- *  replaced by a fresh clone). Any thread. */
+ *  replaced by a fresh clone); false if either is NULL. Any thread. */
 CW_EXTERN bool cw_waker_will_wake(const cw_waker *a, const cw_waker *b);
 
 #ifdef __cplusplus
