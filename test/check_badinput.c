@@ -107,12 +107,6 @@ static struct cw_executor_stats stats(const cw_executor *ex)
     return st;
 }
 
-static void turns(tenv *env, int n)
-{
-    for (int i = 0; i < n; i++)
-        tenv_turn(env);
-}
-
 /* A task driven through a struct the row owns. */
 typedef struct obs obs;
 struct obs {

@@ -78,12 +78,6 @@ static cw_config *one_queue(void)
     return cfg;
 }
 
-static void turns(tenv *env, int n)
-{
-    for (int i = 0; i < n; i++)
-        tenv_turn(env);
-}
-
 START_TEST(readable_fd_wakes_the_waiting_task)
 {
     tenv env;

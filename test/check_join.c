@@ -24,13 +24,6 @@ static cw_config *cfg_two(void)
     return cfg;
 }
 
-static struct cw_executor_stats stats_of(cw_executor *ex)
-{
-    struct cw_executor_stats st;
-    ck_assert_int_eq(cw_executor_stats(ex, &st), 0);
-    return st;
-}
-
 /* Counters per task id. */
 #define MAXT 32
 static int g_polls[MAXT];

@@ -213,13 +213,6 @@ static cw_config *one_queue(bool catch_panics)
     return cfg;
 }
 
-static struct cw_executor_stats stats_of(const cw_executor *ex)
-{
-    struct cw_executor_stats st;
-    ck_assert_int_eq(cw_executor_stats(ex, &st), 0);
-    return st;
-}
-
 /* Turn the loop without blocking until the task has ended; a wake that
  * was lost leaves it running and fails the test instead of hanging it
  * (no timer is involved: whatever must happen is ready now). */

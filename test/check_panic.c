@@ -28,13 +28,6 @@ static cw_config *catching_cfg(bool catch_panics)
     return cfg;
 }
 
-static struct cw_executor_stats stats_of(const cw_executor *ex)
-{
-    struct cw_executor_stats st;
-    ck_assert_int_eq(cw_executor_stats(ex, &st), 0);
-    return st;
-}
-
 /* What the tests observe of a task, outside its state. */
 typedef struct obs {
     int polls;

@@ -29,13 +29,6 @@ static cw_config *cfg_two(void)
     return cfg;
 }
 
-static struct cw_executor_stats stats_of(cw_executor *ex)
-{
-    struct cw_executor_stats st;
-    ck_assert_int_eq(cw_executor_stats(ex, &st), 0);
-    return st;
-}
-
 /* ---- a generic counting task ------------------------------------------- */
 
 /* Polls and drops are counted per task id in these arrays; the poll order

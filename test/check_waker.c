@@ -28,24 +28,11 @@ static cw_config *one_queue_cfg(void)
     return cfg;
 }
 
-static struct cw_executor_stats stats_of(const cw_executor *ex)
-{
-    struct cw_executor_stats st;
-    ck_assert_int_eq(cw_executor_stats(ex, &st), 0);
-    return st;
-}
-
 static uint64_t runnable_of(const cw_queue *q)
 {
     struct cw_queue_stats st;
     ck_assert_int_eq(cw_queue_stats(q, &st), 0);
     return st.runnable;
-}
-
-static void turns(tenv *env, int n)
-{
-    for (int i = 0; i < n; i++)
-        tenv_turn(env);
 }
 
 static unsigned refs_of(const cw_waker *w)

@@ -32,6 +32,19 @@ void tenv_turn(tenv *env)
     ck_assert_int_ge(event_base_loop(env->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
 }
 
+void turns(tenv *env, int n)
+{
+    for (int i = 0; i < n; i++)
+        tenv_turn(env);
+}
+
+struct cw_executor_stats stats_of(const cw_executor *ex)
+{
+    struct cw_executor_stats st;
+    ck_assert_int_eq(cw_executor_stats(ex, &st), 0);
+    return st;
+}
+
 int run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

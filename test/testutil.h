@@ -31,6 +31,12 @@ void tenv_free(tenv *env);
  * runs a pending round if any, then returns. */
 void tenv_turn(tenv *env);
 
+/* n turns of tenv_turn(). */
+void turns(tenv *env, int n);
+
+/* The executor's counters (fails the test if the call fails). */
+struct cw_executor_stats stats_of(const cw_executor *ex);
+
 /* Run the Check suite, print its summary, return an exit status. */
 int run_suite(Suite *s);
 
