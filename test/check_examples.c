@@ -67,23 +67,11 @@ static void run_example(const char *name, const char *const *args, struct run *r
         _exit(127);
     }
     close(fds[1]);
-    r->len = 0;
-    for (;;) {
-        ssize_t n = read(fds[0], r->out + r->len, sizeof r->out - 1 - r->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        ck_assert_int_ge(n, 0);
-        if (n == 0)
-            break;
-        r->len += (size_t)n;
-        ck_assert_msg(r->len < sizeof r->out - 1, "%s: too much output", name);
-    }
-    r->out[r->len] = '\0';
-    close(fds[0]);
-
     int status;
-    while (waitpid(pid, &status, 0) < 0)
-        ck_assert_int_eq(errno, EINTR);
+    pid_t w;
+    r->len = collect_child(pid, fds[0], r->out, sizeof r->out, &status, &w);
+    ck_assert_msg(r->len < sizeof r->out - 1, "%s: too much output", name);
+    ck_assert_int_eq(w, pid);
     r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     ck_assert_msg(!WIFSIGNALED(status), "%s: killed by signal %d; output:\n%s", name,
                   WIFSIGNALED(status) ? WTERMSIG(status) : 0, r->out);

@@ -93,23 +93,9 @@ static void expect_abort_in_child(void (*fn)(void), const char *needle)
     }
     close(fds[1]);
     char buf[8192];
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fds[0], buf + n, sizeof buf - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n == sizeof buf - 1)
-            break;
-    }
-    buf[n] = '\0';
-    close(fds[0]);
     int status;
     pid_t w;
-    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-        ;
+    collect_child(pid, fds[0], buf, sizeof buf, &status, &w);
     ck_assert_int_eq(w, pid);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
                   "child not killed by SIGABRT (status 0x%x, stderr: %s)", status, buf);

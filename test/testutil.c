@@ -1,6 +1,9 @@
 #include "testutil.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 uint64_t fake_now(void *arg)
 {
@@ -43,6 +46,29 @@ struct cw_executor_stats stats_of(const cw_executor *ex)
     struct cw_executor_stats st;
     ck_assert_int_eq(cw_executor_stats(ex, &st), 0);
     return st;
+}
+
+size_t collect_child(pid_t pid, int fd, char *buf, size_t cap, int *status, pid_t *waited)
+{
+    size_t n = 0, total = 0;
+    char spill[4096];
+    for (;;) {
+        ssize_t r = n < cap - 1 ? read(fd, buf + n, cap - 1 - n) : read(fd, spill, sizeof spill);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (n < cap - 1)
+            n += (size_t)r;
+        total += (size_t)r;
+    }
+    buf[n] = '\0';
+    close(fd);
+    pid_t w;
+    while ((w = waitpid(pid, status, 0)) < 0 && errno == EINTR)
+        ;
+    *waited = w;
+    return total;
 }
 
 int run_suite(Suite *s)

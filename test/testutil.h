@@ -5,6 +5,7 @@
 #include <check.h>
 #include <event2/event.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "clockworker.h"
 
@@ -36,6 +37,14 @@ void turns(tenv *env, int n);
 
 /* The executor's counters (fails the test if the call fails). */
 struct cw_executor_stats stats_of(const cw_executor *ex);
+
+/* Read a child's output from fd until EOF into buf (NUL-terminated; what
+ * does not fit is read and discarded, so the child never blocks on a full
+ * pipe), close fd, then wait for the child. Returns the bytes the child
+ * wrote (more than cap - 1 means buf holds only the start);
+ * *status gets the wait status, *waited what waitpid() returned (pid, or
+ * -1). Asserts nothing, so table-driven suites can use it too. */
+size_t collect_child(pid_t pid, int fd, char *buf, size_t cap, int *status, pid_t *waited);
 
 /* Run the Check suite, print its summary, return an exit status. */
 int run_suite(Suite *s);
