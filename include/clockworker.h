@@ -15,6 +15,7 @@
  * - clockworker/io.h       cw_fdwait: fd readiness
  * - clockworker/alloc.h    cw_set_allocator()
  * - clockworker/pt.h       protothread macros: tasks that read top to bottom
+ * - clockworker/sync.h     oneshot, channels, notify, semaphore, remote spawn
  */
 #ifndef CLOCKWORKER_H
 #define CLOCKWORKER_H
@@ -31,5 +32,6 @@
 #include "clockworker/io.h"
 #include "clockworker/alloc.h"
 #include "clockworker/pt.h"
+#include "clockworker/sync.h"
 
 #endif

@@ -16,6 +16,7 @@ cw_config *cw_config_new(void)
     cfg->min_slice_ns = CW_DEFAULT_MIN_SLICE_NS;
     cfg->driver_yield_ns = CW_DEFAULT_DRIVER_YIELD_NS;
     cfg->max_polls_per_yield = CW_DEFAULT_MAX_POLLS_PER_YIELD;
+    cfg->no_histograms = true;
     return cfg;
 }
 
@@ -101,4 +102,23 @@ void cw_config_set_clock(cw_config *cfg, uint64_t (*now_ns)(void *), void *arg)
         return;
     cfg->now_ns = now_ns;
     cfg->clock_arg = now_ns ? arg : NULL;
+}
+
+void cw_config_set_histograms(cw_config *cfg, bool on)
+{
+    if (cfg)
+        cfg->no_histograms = !on;
+}
+
+int cw_config_set_hooks(cw_config *cfg, const cw_hooks *hooks, void *arg)
+{
+    if (!cfg)
+        return -EINVAL;
+    cfg->has_hooks = hooks != NULL;
+    if (hooks)
+        cfg->hooks = *hooks;
+    else
+        memset(&cfg->hooks, 0, sizeof cfg->hooks);
+    cfg->hooks_arg = hooks ? arg : NULL;
+    return 0;
 }

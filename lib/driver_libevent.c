@@ -108,6 +108,10 @@ void cw__driver_arm_timer(cw_executor *ex, uint64_t delay_ns)
     struct timeval tv;
     tv.tv_sec = (time_t)(us / 1000000);
     tv.tv_usec = (suseconds_t)(us % 1000000);
+    /* libevent adds tv to the time it cached when this loop pass began,
+     * possibly a whole round ago: refresh it, or the timer fires early by
+     * that much and the core must re-arm it (an extra loop pass). */
+    event_base_update_cache_time(ex->base);
     evtimer_add(ex->drv.timer_ev, &tv);
 }
 

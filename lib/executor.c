@@ -25,6 +25,8 @@
 
 #include "internal.h"
 
+_Thread_local char cw__thread_token __attribute__((tls_model("initial-exec")));
+
 static uint64_t monotonic_ns(void *arg)
 {
     struct timespec ts;
@@ -59,6 +61,12 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
     ex->driver_yield_ns = cfg->driver_yield_ns;
     ex->max_polls_per_yield = cfg->max_polls_per_yield;
     ex->catch_panics = cfg->catch_panics;
+    ex->hist_on = !cfg->no_histograms;
+    if (cfg->has_hooks) {
+        ex->hooks_copy = cfg->hooks;
+        ex->hooks = &ex->hooks_copy;
+        ex->hooks_arg = cfg->hooks_arg;
+    }
     ex->now_ns = cfg->now_ns ? cfg->now_ns : monotonic_ns;
     ex->clock_arg = cfg->clock_arg;
     ex->cx.ex = ex;
@@ -75,7 +83,7 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         atomic_init(&sh->inbox, NULL);
         atomic_init(&sh->sleeping, 0);
         sh->notify_rfd = sh->notify_wfd = -1;
-        sh->thread = pthread_self();
+        sh->thread = &cw__thread_token;
     }
     if (!ex->queues || !ex->by_id || !sh)
         goto fail;
@@ -131,6 +139,8 @@ void cw_executor_free(cw_executor *ex)
     while (t) {
         cw__task *next = t->inbox_next;
         atomic_store(&t->in_inbox, 0u);
+        if (t->flags & CW__T_SPAWNING) /* spawned remotely, never started */
+            cw__spawn_remote_cancel(t);
         cw__task_release(t);
         t = next;
     }
@@ -253,35 +263,42 @@ static bool poll_task(cw_executor *ex, cw__task *t, cw_poll *res)
     return false;
 }
 
-enum slice_end { END_EMPTY, END_SLICE, END_PREEMPT, END_ROUND };
-
-static enum slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
-                                uint32_t *polls_left)
+static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
+                              uint32_t *polls_left)
 {
     cw__shared *sh = ex->shared;
 
     for (;;) {
         if (cw__list_empty(&q->runq))
-            return END_EMPTY;
+            return CW_SLICE_EMPTY;
         cw__task *t = cw__container_of(q->runq.next, cw__task, link);
         cw__list_remove(&t->link);
         q->nrunq--;
         t->flags = (uint16_t)((t->flags & ~CW__T_SCHEDULED) | CW__T_RUNNING);
 
         cw_poll res = CW_PENDING;
-        ex->poll_start = *now;
+        uint64_t t0 = *now;
+        if (ex->hist_on)
+            cw__hist_record(&q->queue_delay_ns, t0 - t->runnable_at);
+        CW__HOOK(ex, poll_start, q, t->state);
+        ex->poll_start = t0;
         ex->cx.task = t;
         bool panicked = poll_task(ex, t, &res);
         ex->cx.task = NULL;
 
         uint64_t t1 = cw__now(ex);
-        uint64_t dt = t1 - *now;
+        uint64_t dt = t1 - t0;
         *now = t1;
+        ex->now_cache = t1;
         ex->stats.polls++;
         ex->stats.cpu_ns += dt;
-        cw__hist_record(&ex->stats.poll_ns, dt);
+        if (ex->hist_on)
+            cw__hist_record(&ex->stats.poll_ns, dt);
+        if ((int64_t)(t0 - ex->slice_end) < 0 && (int64_t)(t1 - ex->slice_end) > 0)
+            ex->stats.polls_overrun++;
         q->polls++;
         q->cpu_ns += dt;
+        CW__HOOK(ex, poll_end, q, t->state, dt, panicked ? CW_EPANIC : (int)res);
 
         if (panicked)
             cw__task_end(ex, t, CW_EPANIC);
@@ -298,13 +315,39 @@ static enum slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
 
         if (atomic_load_explicit(&sh->inbox, memory_order_relaxed))
             cw__inbox_drain(ex);
-        if (--*polls_left == 0 || (int64_t)(t1 - ex->round_end) >= 0)
-            return END_ROUND;
+        if (--*polls_left == 0)
+            return CW_SLICE_MAX_POLLS;
+        if ((int64_t)(t1 - ex->round_end) >= 0)
+            return CW_SLICE_DRIVER_YIELD;
         if (ex->preempt)
-            return END_PREEMPT;
+            return CW_SLICE_PREEMPTED;
         if (ex->sched.nr_running > 1 && (int64_t)(t1 - ex->slice_end) >= 0)
-            return END_SLICE;
+            return CW_SLICE_SPENT;
     }
+}
+
+/* The time between two rounds goes to libevent (work was left) or idle. */
+static void account_gap(cw_executor *ex, uint64_t now)
+{
+    if (ex->stats.rounds == 1)
+        return; /* the first round: no previous one */
+    uint64_t gap = now - ex->last_round_end;
+    if (ex->last_round_left_work)
+        ex->stats.libevent_ns += gap;
+    else
+        ex->stats.idle_ns += gap;
+}
+
+static void account_round(cw_executor *ex, uint64_t start, uint64_t end, bool left_work)
+{
+    ex->stats.busy_ns += end - start;
+    if (ex->hist_on) {
+        cw__hist_record(&ex->stats.round_ns, end - start);
+        if (ex->stats.rounds > 1)
+            cw__hist_record(&ex->stats.return_interval_ns, end - ex->last_round_end);
+    }
+    ex->last_round_end = end;
+    ex->last_round_left_work = left_work;
 }
 
 void cw__executor_round(cw_executor *ex)
@@ -316,18 +359,32 @@ void cw__executor_round(cw_executor *ex)
     ex->stats.rounds++;
 
     uint64_t now = cw__now(ex);
+    uint64_t round_start = now;
+    ex->now_cache = now;
+    account_gap(ex, now);
     uint32_t polls_left = ex->max_polls_per_yield;
     ex->round_end = cw__deadline(now, ex->driver_yield_ns);
     if (ex->timers.n)
         cw__timers_fire(ex, now);
     cw__inbox_drain(ex);
 
+    cw_slice_end why = CW_SLICE_EMPTY;
     for (;;) {
         uint64_t slice;
+        ex->stats.decisions++;
         cw__eq *e = cw__eevdf_pick(&ex->sched, &slice);
         if (!e)
             break;
         cw_queue *q = cw__container_of(e, cw_queue, eq);
+        if (ex->hist_on) {
+            /* one reading ends the decision and starts the slice */
+            uint64_t t = cw__now(ex);
+            cw__hist_record(&ex->stats.decision_ns, t - now);
+            now = ex->now_cache = t;
+            if (q->service_pending)
+                cw__hist_record(&q->service_delay_ns, now - q->runnable_at);
+        }
+        q->service_pending = false;
         uint64_t start = now;
         ex->preempt = false;
         ex->slice_start = now;
@@ -335,19 +392,24 @@ void cw__executor_round(cw_executor *ex)
         ex->slice_end = cw__deadline(now, slice);
         ex->stats.slices++;
         q->slices++;
-        enum slice_end why = run_slice(ex, q, &now, &polls_left);
-        if (why == END_PREEMPT) {
+        CW__HOOK(ex, slice_start, q);
+        why = run_slice(ex, q, &now, &polls_left);
+        q->slices_ended[why]++;
+        if (why == CW_SLICE_PREEMPTED)
             ex->stats.preemptions++;
-            q->preemptions++;
-        }
         cw__eevdf_charge(&ex->sched, now - start, q->nrunq > 0);
         ex->preempt = false;
-        if (why == END_ROUND)
+        CW__HOOK(ex, slice_end, q, now - start, why);
+        if (why == CW_SLICE_MAX_POLLS || why == CW_SLICE_DRIVER_YIELD)
             break;
     }
 
     ex->in_round = false;
-    if (ex->sched.nr_running) {
+    bool left_work = ex->sched.nr_running != 0;
+    if (left_work && (why == CW_SLICE_MAX_POLLS || why == CW_SLICE_DRIVER_YIELD))
+        ex->stats.driver_yields++;
+    account_round(ex, round_start, now, left_work);
+    if (left_work) {
         cw__executor_schedule(ex);
         return;
     }

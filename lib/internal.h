@@ -12,6 +12,7 @@
 #ifndef CW_INTERNAL_H
 #define CW_INTERNAL_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdalign.h>
@@ -82,8 +83,12 @@ struct cw_config {
     uint64_t driver_yield_ns;
     uint32_t max_polls_per_yield;
     bool catch_panics;
+    bool no_histograms;
     uint64_t (*now_ns)(void *);
     void *clock_arg;
+    bool has_hooks;
+    cw_hooks hooks;
+    void *hooks_arg;
 };
 
 struct cw__qdef *cw__config_find(const cw_config *cfg, uint32_t id);
@@ -99,7 +104,7 @@ typedef struct cw__shared {
     _Atomic(cw__task *) inbox; /* Treiber stack of remotely woken tasks */
     atomic_int sleeping;      /* 1: no round pending; a remote wake signals */
     int notify_rfd, notify_wfd; /* eventfd (same fd twice) or a pipe */
-    pthread_t thread;         /* the executor thread */
+    const char *thread;       /* the executor thread's &cw__thread_token */
     cw_executor *ex;          /* executor thread only; NULL once freed */
 } cw__shared;
 
@@ -117,6 +122,8 @@ enum {
     CW__T_CANCEL = 1 << 4,    /* aborted while running: end after the poll */
     CW__T_HAS_JOIN = 1 << 5,  /* a join handle exists */
     CW__T_DROPPED = 1 << 6,   /* the drop function has run (or none) */
+    CW__T_SPAWNING = 1 << 7,  /* spawned remotely, in the inbox (sync_remote.c) */
+    CW__T_RJOIN = 1 << 8,     /* rjoin is set: a cw_remote_join awaits it */
 };
 
 #define CW__NO_CLASS UINT16_MAX
@@ -129,13 +136,17 @@ struct cw__task {
     cw__list link;             /* q->runq while SCHEDULED */
     cw__list live;             /* ex->live while not DONE */
     cw__task *inbox_next;      /* while in the inbox */
-    cw_waker *join_waiter;     /* the task awaiting this one (owned ref) */
+    union {
+        cw_waker *join_waiter; /* the task awaiting this one (owned ref) */
+        struct cw_remote_join *rjoin; /* CW__T_RJOIN (no cw_join then) */
+    };
     char *panic_msg;           /* status CW_EPANIC */
     atomic_uint refs;
     atomic_uint in_inbox;
     uint16_t flags;            /* CW__T_*: executor thread only */
     uint16_t size_class;
     int32_t status;            /* -EAGAIN until DONE */
+    uint64_t runnable_at;      /* clock when last queued (histograms on) */
     alignas(max_align_t) unsigned char state[];
 };
 
@@ -153,8 +164,18 @@ void cw__task_release(cw__task *t);
 void cw__task_end(cw_executor *ex, cw__task *t, int status);
 void cw__task_drop_state(cw__task *t);
 void cw__task_wake_local(cw_executor *ex, cw__task *t);
-void cw__task_enqueue(cw_executor *ex, cw__task *t);
+void cw__queue_runnable(cw_executor *ex, cw_queue *q, uint64_t stamp);
+static inline void cw__task_enqueue(cw_executor *ex, cw__task *t);
 void cw__task_cache_free(cw_executor *ex);
+
+/* ---- cw_spawn_remote (sync_remote.c) --------------------------------------
+ * A remotely spawned block reaches the executor through the inbox with
+ * CW__T_SPAWNING set: the drain finishes the spawn; cw_executor_free()
+ * cancels one still there. cw__task_end() reports to a cw_remote_join
+ * (CW__T_RJOIN) before the state is dropped. */
+void cw__spawn_remote_finish(cw_executor *ex, cw__task *t);
+void cw__spawn_remote_cancel(cw__task *t);
+void cw__remote_join_end(cw__task *t, int status);
 
 /* ---- executor ----------------------------------------------------------- */
 struct cw_queue {
@@ -165,7 +186,12 @@ struct cw_queue {
     uint64_t nrunq;
     cw__eq eq;       /* its scheduling entity */
     uint64_t spawned, completed, cancelled, panicked;
-    uint64_t polls, cpu_ns, slices, preemptions;
+    uint64_t polls, cpu_ns, slices;
+    uint64_t slices_ended[CW_SLICE_END_REASONS];
+    uint64_t runnable_at;      /* clock when it became runnable */
+    bool service_pending;      /* runnable, not yet served since */
+    cw_hist queue_delay_ns;
+    cw_hist service_delay_ns;
 };
 
 struct cw_cx {
@@ -208,8 +234,12 @@ struct cw_executor {
     uint64_t driver_yield_ns;
     uint32_t max_polls_per_yield;
     bool catch_panics;
+    bool hist_on;              /* histograms kept */
     uint64_t (*now_ns)(void *);
     void *clock_arg;
+    const cw_hooks *hooks;     /* &hooks_copy, or NULL: no hooks */
+    cw_hooks hooks_copy;
+    void *hooks_arg;
 
     /* run state */
     bool in_round;
@@ -221,6 +251,9 @@ struct cw_executor {
     uint64_t poll_start;       /* clock read before the poll in progress */
     uint64_t slice_end;
     uint64_t round_end;
+    uint64_t now_cache;        /* the latest clock reading in a round */
+    uint64_t last_round_end;   /* clock at the end of the last round */
+    bool last_round_left_work; /* it returned with runnable work */
     cw_cx cx;
     sigjmp_buf *panic_jmp;
 
@@ -247,16 +280,60 @@ static inline uint64_t cw__now(const cw_executor *ex)
     return ex->now_ns(ex->clock_arg);
 }
 
+/* The time a task or queue becomes runnable, for the delay histograms:
+ * the latest reading inside a round, a fresh one outside. */
+static inline uint64_t cw__stamp(cw_executor *ex)
+{
+    return ex->in_round ? ex->now_cache : cw__now(ex);
+}
+
+/* Hook calls: one predictable branch when no hooks are set. */
+#define CW__HOOK(ex, name, ...)                                          \
+    do {                                                                 \
+        if (__builtin_expect((ex)->hooks != NULL, 0) && (ex)->hooks->name) \
+            (ex)->hooks->name((ex)->hooks_arg, __VA_ARGS__);             \
+    } while (0)
+
+/* One byte per thread whose address names the thread: comparing it is
+ * cheaper than pthread_self() + pthread_equal() on every wake (a TLS
+ * address in the initial-exec model is one load from the thread pointer). */
+extern _Thread_local char cw__thread_token __attribute__((tls_model("initial-exec")));
+
 static inline bool cw__on_thread(const cw__shared *sh)
 {
-    return pthread_equal(pthread_self(), sh->thread);
+    return sh->thread == &cw__thread_token;
 }
 
 void cw__executor_schedule(cw_executor *ex);
 void cw__executor_round(cw_executor *ex);
 void cw__executor_update_watch(cw_executor *ex);
 void cw__inbox_drain(cw_executor *ex);
-void cw__hist_record(cw_hist *h, uint64_t v);
+/* Record v in h: a few instructions, inlined on the poll path. */
+static inline void cw__hist_record(cw_hist *h, uint64_t v)
+{
+    unsigned b = v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
+    h->buckets[b < CW_HIST_BUCKETS ? b : CW_HIST_BUCKETS - 1]++;
+    h->count++;
+    h->sum += v;
+    if (v > h->max)
+        h->max = v;
+}
+
+/* Put a task at the tail of its queue; the queue may become runnable. */
+static inline void cw__task_enqueue(cw_executor *ex, cw__task *t)
+{
+    cw_queue *q = t->q;
+    assert(!(t->flags & (CW__T_SCHEDULED | CW__T_DONE)));
+    t->flags |= CW__T_SCHEDULED;
+    cw__list_push_back(&q->runq, &t->link);
+    q->nrunq++;
+    uint64_t stamp = ex->hist_on ? cw__stamp(ex) : 0;
+    t->runnable_at = stamp;
+    if (!q->eq.on_rq)
+        cw__queue_runnable(ex, q, stamp);
+    if (!ex->in_round)
+        cw__executor_schedule(ex);
+}
 
 /* ---- timers (time.c) ----------------------------------------------------- */
 void cw__timers_fire(cw_executor *ex, uint64_t now); /* wake sleeps due at now */

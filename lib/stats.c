@@ -5,16 +5,6 @@
 
 #include "internal.h"
 
-void cw__hist_record(cw_hist *h, uint64_t v)
-{
-    unsigned b = v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
-    h->buckets[b < CW_HIST_BUCKETS ? b : CW_HIST_BUCKETS - 1]++;
-    h->count++;
-    h->sum += v;
-    if (v > h->max)
-        h->max = v;
-}
-
 uint64_t cw_hist_quantile(const cw_hist *h, double q)
 {
     if (!h || !h->count)
@@ -64,7 +54,10 @@ int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out)
     out->polls = q->polls;
     out->cpu_ns = q->cpu_ns;
     out->slices = q->slices;
-    out->preemptions = q->preemptions;
+    out->preemptions = q->slices_ended[CW_SLICE_PREEMPTED];
+    memcpy(out->slices_ended, q->slices_ended, sizeof out->slices_ended);
+    out->queue_delay_ns = q->queue_delay_ns;
+    out->service_delay_ns = q->service_delay_ns;
     out->vruntime = q->eq.vruntime;
     out->lag = cw__eevdf_lag(&q->ex->sched, &q->eq);
     return 0;

@@ -83,7 +83,11 @@ void cw__task_cache_free(cw_executor *ex)
 
 void cw__task_release(cw__task *t)
 {
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+    /* Holding the only reference, nobody else can take one (a clone needs
+     * a reference): skip the locked decrement, the common case at the end
+     * of a detached task. */
+    if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1
+        || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
         task_free(t);
 }
 
@@ -96,23 +100,20 @@ void cw__task_drop_state(cw__task *t)
         t->drop(t->state);
 }
 
-/* Put a task at the tail of its queue; the queue may become runnable. */
-void cw__task_enqueue(cw_executor *ex, cw__task *t)
+/* The queue of a task just queued was not runnable: place it (EEVDF),
+ * maybe preempt the running slice, make sure a round will run. */
+void cw__queue_runnable(cw_executor *ex, cw_queue *q, uint64_t stamp)
 {
-    cw_queue *q = t->q;
-    assert(!(t->flags & (CW__T_SCHEDULED | CW__T_DONE)));
-    t->flags |= CW__T_SCHEDULED;
-    cw__list_push_back(&q->runq, &t->link);
-    q->nrunq++;
-    if (!q->eq.on_rq) {
-        /* V must be current for the placement: charge the running slice
-         * up to the start of the poll in progress (no clock read here). */
-        if (ex->sched.curr)
-            cw__eevdf_update_curr(&ex->sched, ex->poll_start - ex->slice_start);
-        if (cw__eevdf_enqueue(&ex->sched, &q->eq))
-            ex->preempt = true;
+    q->runnable_at = stamp;
+    q->service_pending = true;
+    /* V must be current for the placement: charge the running slice
+     * up to the start of the poll in progress (no clock read here). */
+    if (ex->sched.curr)
+        cw__eevdf_update_curr(&ex->sched, ex->poll_start - ex->slice_start);
+    if (cw__eevdf_enqueue(&ex->sched, &q->eq)) {
+        ex->preempt = true;
+        ex->stats.preempt_requests++;
     }
-    cw__executor_schedule(ex);
 }
 
 void cw__task_wake_local(cw_executor *ex, cw__task *t)
@@ -158,6 +159,9 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
         ex->stats.tasks_cancelled++;
         q->cancelled++;
     }
+    CW__HOOK(ex, complete, q, t->state, status);
+    if (t->flags & CW__T_RJOIN) /* copy the result out before the drop */
+        cw__remote_join_end(t, status);
     /* A completed task's state is its result while a join handle holds it. */
     if (status != 0 || !(t->flags & CW__T_HAS_JOIN))
         cw__task_drop_state(t);
@@ -210,6 +214,7 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
     ex->stats.tasks_spawned++;
     q->spawned++;
     cw__task_enqueue(ex, t);
+    CW__HOOK(ex, spawn, q, t->state);
     if (join)
         *join = (cw_join *)t;
     return 0;

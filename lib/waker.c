@@ -122,8 +122,11 @@ void cw__inbox_drain(cw_executor *ex)
     while (fifo) {
         cw__task *next = fifo->inbox_next; /* read before re-arming */
         atomic_store(&fifo->in_inbox, 0u);
-        if (!(fifo->flags & CW__T_DONE)) {
+        if (fifo->flags & CW__T_SPAWNING) /* cw_spawn_remote() */
+            cw__spawn_remote_finish(ex, fifo);
+        else if (!(fifo->flags & CW__T_DONE)) {
             ex->stats.wakes_remote++;
+            CW__HOOK(ex, wake, fifo->q, fifo->state, true);
             cw__task_wake_local(ex, fifo);
         }
         cw__task_release(fifo);
@@ -156,6 +159,7 @@ void cw_waker_wake_by_ref(const cw_waker *w)
     if (cw__on_thread(sh)) {
         if (sh->ex && !(t->flags & CW__T_DONE)) {
             sh->ex->stats.wakes_local++;
+            CW__HOOK(sh->ex, wake, t->q, t->state, false);
             cw__task_wake_local(sh->ex, t);
         }
     } else {

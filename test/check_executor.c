@@ -201,6 +201,7 @@ START_TEST(counters_are_exact_after_a_scripted_run)
     cw_config_add_queue(cfg, 0, 1);
     cw_config_add_queue(cfg, 1, 1);
     cw_config_set_catch_panics(cfg, true);
+    cw_config_set_histograms(cfg, true);
     tenv_init(&env, cfg, 1);
     g_clk = &env.clk;
     counter a = {0, 4, 0}, b = {0, 2, 0};

@@ -810,6 +810,7 @@ static void exec_new(model *m)
 {
     cw_config *cfg = cw_config_new();
     MCHECK(m, cfg, "cw_config_new");
+    cw_config_set_histograms(cfg, true);
     uint8_t b = rd8(&m->r);
     m->nq = 3 + (b & 1);
     uint32_t idbase = rd8(&m->r);

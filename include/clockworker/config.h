@@ -51,6 +51,7 @@ CW_EXTERN void cw_config_free(cw_config *cfg);
 /**
  * Add a queue.
  *
+ * @param cfg    the config.
  * @param id     the queue's id, chosen by the caller (often an enum); used
  *               with cw_executor_queue() to find the queue.
  * @param weight its share of the CPU against the other runnable queues'
@@ -67,6 +68,8 @@ CW_EXTERN int cw_config_add_queue(cw_config *cfg, uint32_t id, uint32_t weight);
  * an earlier virtual deadline: the queue is served sooner after it wakes,
  * in shorter bursts, for the same share.
  *
+ * @param cfg      the config.
+ * @param id       the queue's id (cw_config_add_queue()).
  * @param slice_ns 1 ns to 2^40 ns.
  * @return 0; -EINVAL if cfg is NULL or slice_ns is 0 or too large;
  *         -ENOENT if no queue has this id. Calling it again replaces the
@@ -105,6 +108,7 @@ CW_EXTERN void cw_config_set_catch_panics(cw_config *cfg, bool on);
  * advance by hand so that scheduling is deterministic. The function is
  * called on the executor thread only, between polls.
  *
+ * @param cfg    the config.
  * @param now_ns the clock, or NULL to restore CLOCK_MONOTONIC.
  * @param arg    passed to now_ns.
  * NULL cfg: no-op.

@@ -33,10 +33,14 @@ extern "C" {
     XX(EEXIST, -EEXIST, "queue id already exists")                          \
     XX(ECANCELED, -ECANCELED, "task cancelled")                             \
     XX(ESHUTDOWN, -ESHUTDOWN, "executor is shutting down")                  \
-    XX(EAGAIN, -EAGAIN, "task still running")                               \
-    XX(EBUSY, -EBUSY, "executor busy (called from inside a task)")          \
+    XX(EAGAIN, -EAGAIN, "not ready yet (task running, channel full or empty)") \
+    XX(EBUSY, -EBUSY, "busy (executor inside a task, or already awaited)")  \
     XX(EPIPE, -EPIPE, "peer closed")                                        \
     XX(EIO, -EIO, "event loop failed")                                      \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                  \
+    XX(EMSGSIZE, -EMSGSIZE, "message too long")                             \
+    XX(EALREADY, -EALREADY, "already done (request replied)")               \
+    XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                 \
     XX(EPANIC, CW_EPANIC, "task panicked")
 
 /**

@@ -9,6 +9,8 @@
 #ifndef CLOCKWORKER_STATS_H
 #define CLOCKWORKER_STATS_H
 
+#include <stdio.h>
+
 #include "common.h"
 
 #ifdef __cplusplus
@@ -39,11 +41,38 @@ typedef struct cw_hist {
  */
 CW_EXTERN uint64_t cw_hist_quantile(const cw_hist *h, double q);
 
+/**
+ * Add src's counts into dst (buckets, count, sum; max is the larger).
+ * Merging the histograms of several executors, or of successive intervals,
+ * gives the histogram of all their values.
+ * @return 0; -EINVAL if dst or src is NULL. Any thread, as long as
+ *         nobody writes dst meanwhile.
+ */
+CW_EXTERN int cw_hist_merge(cw_hist *dst, const cw_hist *src);
+
+/*
+ * How the executor measures time: it reads its clock (cw_config_set_clock())
+ * once at the start of a round, once after each poll (the end of one poll is
+ * the start of the next) and once after each scheduling decision. Every
+ * time below comes from those readings: no statistic takes a clock reading
+ * of its own, except a wake from outside a round (a libevent callback, say),
+ * which reads the clock once to stamp the task's wake time when histograms
+ * are on.
+ *
+ * Histograms are off by default: turn them on with
+ * cw_config_set_histograms(cfg, true). Off, every cw_hist below stays
+ * empty; counters and ns totals are kept either way. (On, they add two
+ * histogram updates and a time stamp to every poll: about a fifth of the
+ * cost of a trivial poll, nothing next to a poll that does real work.)
+ */
+
 /** Executor-wide counters, filled by cw_executor_stats(). A struct tag,
  *  not a typedef: the function has the same name. */
 struct cw_executor_stats {
     uint64_t polls;           /**< task polls */
-    uint64_t tasks_spawned;   /**< successful cw_spawn() calls */
+    uint64_t tasks_spawned;   /**< tasks spawned: successful cw_spawn()
+                                   calls, remote spawns taken in, and one
+                                   internal task per cw_spawner (sync.h) */
     uint64_t tasks_completed; /**< tasks that returned ::CW_READY */
     uint64_t tasks_cancelled; /**< tasks aborted or cancelled at free */
     uint64_t tasks_panicked;  /**< tasks that panicked (catch on) */
@@ -52,17 +81,75 @@ struct cw_executor_stats {
                                    executor's clock (wall time while
                                    polling: includes time the thread was
                                    descheduled mid-poll) */
-    uint64_t slices;          /**< slices run (one per scheduling pick) */
-    uint64_t preemptions;     /**< slices ended early by a woken queue */
-    uint64_t rounds;          /**< scheduling rounds (returns to libevent) */
+    uint64_t slices;          /**< slices run (one per scheduling decision
+                                   that found a runnable queue) */
+    uint64_t preemptions;     /**< slices ended early because a woken queue
+                                   asked for the CPU (see preempt_requests) */
+    uint64_t rounds;          /**< scheduling rounds run; each ends with a
+                                   return to libevent */
     uint64_t wakes_local;     /**< wake calls on the executor thread on tasks
                                    not yet ended (a wake of a task already
                                    queued counts too) */
     uint64_t wakes_remote;    /**< wakes from other threads taken from the
                                    inbox (repeated wakes of a task already
                                    in the inbox count once) */
-    cw_hist poll_ns;          /**< duration of each poll */
+    cw_hist poll_ns;          /**< duration of each poll (ns) */
+
+    /* Added by version 0.2. */
+    uint64_t polls_overrun;   /**< polls that started inside their slice and
+                                   ended after its end: a task that did not
+                                   yield in time */
+    uint64_t decisions;       /**< scheduling decisions (EEVDF picks), the
+                                   last of a round finding nothing included */
+    cw_hist decision_ns;      /**< time of each decision that started a
+                                   slice (so its count is slices): from the
+                                   end of the previous slice (or the round's
+                                   start) to the start of the new slice,
+                                   which takes in the pick and, at a round's
+                                   start, firing due sleeps and taking
+                                   remote wakes (ns) */
+    uint64_t preempt_requests;/**< times a wake asked the running slice to
+                                   end early (a queue placed with an earlier
+                                   eligible deadline); a slice ends at most
+                                   once however often it is asked */
+    uint64_t driver_yields;   /**< rounds that returned to libevent with
+                                   work left because the round's budget
+                                   (driver_yield ns or max_polls_per_yield
+                                   polls) was spent; the other rounds ran
+                                   out of work */
+    cw_hist round_ns;         /**< duration of each round: how long libevent
+                                   (I/O, timers, other events) waited for
+                                   the executor; its max is the longest
+                                   stall (ns) */
+    cw_hist return_interval_ns; /**< time between two consecutive returns to
+                                   libevent, whether or not work was left
+                                   (ns; first return not counted) */
+    uint64_t busy_ns;         /**< time inside rounds (polls plus the
+                                   executor's own work): the sum of round_ns */
+    uint64_t libevent_ns;     /**< time between a round that left work and
+                                   the next round: libevent polling I/O and
+                                   running other callbacks while tasks were
+                                   runnable */
+    uint64_t idle_ns;         /**< time between a round that left no
+                                   runnable task and the next round */
 };
+
+/** Why a slice ended: the reason given to cw_hooks::slice_end and counted
+ *  per queue in ::cw_queue_stats. */
+typedef enum cw_slice_end {
+    CW_SLICE_EMPTY = 0,       /**< the queue had no runnable task left */
+    CW_SLICE_SPENT = 1,       /**< its slice (request) was used up while
+                                   another queue was runnable */
+    CW_SLICE_PREEMPTED = 2,   /**< a woken queue with an earlier eligible
+                                   deadline asked for the CPU */
+    CW_SLICE_DRIVER_YIELD = 3,/**< the round's time budget (driver_yield)
+                                   was spent: back to libevent */
+    CW_SLICE_MAX_POLLS = 4    /**< the round's poll budget
+                                   (max_polls_per_yield) was spent */
+} cw_slice_end;
+
+/** Number of ::cw_slice_end reasons. */
+#define CW_SLICE_END_REASONS 5
 
 /** Per-queue counters, filled by cw_queue_stats() (a struct tag, as
  *  above). */
@@ -77,10 +164,39 @@ struct cw_queue_stats {
     uint64_t polls;           /**< polls of its tasks */
     uint64_t cpu_ns;          /**< time charged to it: the sum of its polls'
                                    durations by the executor's clock */
-    uint64_t slices;          /**< slices it was picked for */
-    uint64_t preemptions;     /**< of its slices, ended by a woken queue */
-    uint64_t vruntime;        /**< its virtual runtime (scheduler units) */
-    int64_t lag;              /**< V - vruntime now (saved lag while idle) */
+    uint64_t slices;          /**< slices it was picked for (slices started) */
+    uint64_t preemptions;     /**< of its slices, ended by a woken queue
+                                   (= slices_ended[CW_SLICE_PREEMPTED]) */
+    uint64_t vruntime;        /**< its virtual runtime (scheduler units:
+                                   ns x 2^20 / weight, wrapping) */
+    int64_t lag;              /**< V - vruntime now, in the same units
+                                   (saved lag while idle); >= 0: eligible */
+
+    /* Added by version 0.2. */
+    uint64_t slices_ended[CW_SLICE_END_REASONS]; /**< its slices by why they
+                                   ended, indexed by ::cw_slice_end; the
+                                   sum is slices, less one while a slice of
+                                   it runs */
+    cw_hist queue_delay_ns;   /**< per poll: time from the task becoming
+                                   runnable (spawned or woken) to the start
+                                   of that poll (ns). Inside a round, the
+                                   time a task becomes runnable is the
+                                   executor's latest clock reading: the
+                                   start of the poll in progress for a wake
+                                   or spawn made by a task, the end of its
+                                   poll for a task that woke itself (a
+                                   yield), the round's start for sleeps due
+                                   then and for remote wakes taken then, the
+                                   end of the poll before for remote wakes
+                                   taken between polls; outside a round (a
+                                   libevent callback, a sleep fired by the
+                                   executor's timer event, code before the
+                                   loop runs) a fresh reading */
+    cw_hist service_delay_ns; /**< per slice: time from the queue becoming
+                                   runnable (its first task queued while it
+                                   had none) to the start of its first slice
+                                   after that (ns) — how long EEVDF made a
+                                   woken queue wait */
 };
 
 /**
@@ -94,6 +210,69 @@ CW_EXTERN int cw_executor_stats(const cw_executor *ex, struct cw_executor_stats 
  * @return 0; -EINVAL if q or out is NULL. Executor thread.
  */
 CW_EXTERN int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out);
+
+/**
+ * Write a readable report of the executor's counters and one table per
+ * queue (counters, and p50/p90/p99/max of its histograms) to f: for logs.
+ * The format is for people and may change between versions; parse the
+ * structs instead.
+ * @return 0; -EINVAL if ex or f is NULL; -EIO if writing failed (errno
+ *         from the stream). Executor thread.
+ */
+CW_EXTERN int cw_executor_dump_stats(const cw_executor *ex, FILE *f);
+
+/**
+ * Keep the histograms or not (off by default). Off, every ::cw_hist in
+ * the stats stays empty and the executor skips their updates and the wake
+ * time stamps; counters and ns totals are kept either way. NULL cfg:
+ * no-op. Config functions are not thread-safe on one config.
+ */
+CW_EXTERN void cw_config_set_histograms(cw_config *cfg, bool on);
+
+/**
+ * Tracing hooks: optional callbacks at the executor's events, for tracing
+ * and custom metrics. Any member may be NULL. Each is called on the
+ * executor thread, synchronously, with the arg given to
+ * cw_config_set_hooks(); a task is named by its state pointer (the one its
+ * poll function gets: unique among live tasks, reused after the task's
+ * block is freed). A hook must not free the executor; it may spawn, wake
+ * and abort.
+ *
+ * Order for a task: spawn, then per poll: poll_start, poll_end; wake at
+ * any time in between, inside a poll too (a task waking itself reports
+ * wake between its poll_start and poll_end); complete exactly once (after the last poll_end, or
+ * without any poll when cancelled). Every poll happens inside a slice:
+ * slice_start(q), the polls of q's tasks, slice_end(q, reason).
+ *
+ * Cost when unset: one predictable branch per event.
+ */
+typedef struct cw_hooks {
+    /** A task was spawned on q (cw_spawn(); the task is queued). */
+    void (*spawn)(void *arg, cw_queue *q, void *state);
+    /** A poll of the task is about to start. */
+    void (*poll_start)(void *arg, cw_queue *q, void *state);
+    /** The poll ended after ns (executor clock); result is ::CW_PENDING,
+     *  ::CW_READY, or ::CW_EPANIC when it panicked (catch_panics on). */
+    void (*poll_end)(void *arg, cw_queue *q, void *state, uint64_t ns, int result);
+    /** A wake was taken for a live task: remote is true for a wake from
+     *  another thread (reported when the executor takes it from its inbox,
+     *  on the executor thread). Counted like wakes_local/wakes_remote. */
+    void (*wake)(void *arg, cw_queue *q, void *state, bool remote);
+    /** The task ended with status 0, -ECANCELED or ::CW_EPANIC (as
+     *  cw_join_status() will say). Its state is still readable. */
+    void (*complete)(void *arg, cw_queue *q, void *state, int status);
+    /** q's slice starts (the scheduler picked it). */
+    void (*slice_start)(void *arg, cw_queue *q);
+    /** q's slice ended after ns (executor clock), for reason. */
+    void (*slice_end)(void *arg, cw_queue *q, uint64_t ns, cw_slice_end reason);
+} cw_hooks;
+
+/**
+ * Set the hooks of the executors built from cfg (the struct is copied;
+ * arg is passed to every hook). NULL hooks removes them.
+ * @return 0; -EINVAL if cfg is NULL.
+ */
+CW_EXTERN int cw_config_set_hooks(cw_config *cfg, const cw_hooks *hooks, void *arg);
 
 #ifdef __cplusplus
 }
