@@ -16,6 +16,8 @@
  * - clockworker/alloc.h    cw_set_allocator()
  * - clockworker/pt.h       protothread macros: tasks that read top to bottom
  * - clockworker/sync.h     oneshot, channels, notify, semaphore, remote spawn
+ * - clockworker/bev.h      awaiting bufferevents
+ * - clockworker/http.h     evhttp request handlers as tasks
  */
 #ifndef CLOCKWORKER_H
 #define CLOCKWORKER_H
@@ -33,5 +35,7 @@
 #include "clockworker/alloc.h"
 #include "clockworker/pt.h"
 #include "clockworker/sync.h"
+#include "clockworker/bev.h"
+#include "clockworker/http.h"
 
 #endif

@@ -1,0 +1,365 @@
+/*
+ * http.c - the evhttp adapter: a task per request.
+ *
+ * Objects:
+ * - cw_http_route: the handler, the queue, a zeroed template of the task
+ *   state (cw_spawn() copies it: the task's state is one allocation, with
+ *   the user's state inside), counters, and a reference count: the owner
+ *   (until cw_http_route_free()) plus one per live request task.
+ * - cw_http_req (one allocation per request): the request, its
+ *   connection, the task's join handle (kept to cancel the task) and an
+ *   event, assigned in place, that watches the connection's socket while
+ *   the task holds the request.
+ * - the task's state: struct http_task, a pointer to its cw_http_req and
+ *   the user's state.
+ *
+ * Ownership: the task owns its cw_http_req; the task's drop function
+ * frees it (after the user's drop). The join handle is freed by the task
+ * itself when it completes (cw_join_free() from inside its own poll
+ * detaches it), else by the drop function (cancel, panic): in both cases
+ * the executor still holds its own reference, so the block outlives the
+ * call.
+ *
+ * Why a watch of our own: libevent 2.1's evhttp stops reading a
+ * connection once it has read a request, until the reply is sent, so it
+ * does not notice a client that goes away meanwhile (its close callback
+ * runs only when the connection is freed: evhttp_free(), or a failed
+ * write of the reply). Enabling reading on evhttp's bufferevent is not an
+ * option (a byte arriving in that state is a fatal error in evhttp), so
+ * the adapter adds a one-shot EV_READ event on the socket and peeks:
+ * EOF or an error means the client is gone; data means a pipelined
+ * request, and the watch stops (it would fire forever otherwise).
+ */
+#include "config.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "clockworker/http.h"
+#include "internal.h"
+
+#define HTTP_MAX_STATE ((size_t)1 << 30)
+
+struct cw_http_route {
+    struct evhttp *http;
+    char *path;              /* NULL: the generic callback */
+    cw_queue *q;
+    cw_http_handler h;
+    size_t refs;             /* the owner + one per live request task */
+    bool registered;
+    cw_http_route_stats st;
+    unsigned char *tmpl;     /* zeroed struct http_task + user state */
+    size_t tmpl_size;
+};
+
+struct cw_http_req {
+    cw_http_route *route;
+    struct evhttp_request *req;       /* NULL once replied or gone */
+    struct evhttp_connection *evcon;
+    cw_join *join;                    /* NULL once freed */
+    bool replied;
+    bool watching;                    /* the watch event is added */
+    alignas(max_align_t) unsigned char watch[]; /* a struct event */
+};
+
+struct http_task {
+    cw_http_req *hr;
+    bool inited;
+    alignas(max_align_t) unsigned char user[];
+};
+
+static void route_release(cw_http_route *r)
+{
+    if (--r->refs)
+        return;
+    cw__free(r->path);
+    cw__free(r->tmpl);
+    cw__free(r);
+}
+
+static struct event *watch_ev(cw_http_req *hr)
+{
+    return (struct event *)(void *)hr->watch;
+}
+
+/* The task lets go of the request: no watch, no close callback. */
+static struct evhttp_request *let_go(cw_http_req *hr)
+{
+    struct evhttp_request *req = hr->req;
+    if (!req)
+        return NULL;
+    if (hr->watching) {
+        event_del(watch_ev(hr));
+        hr->watching = false;
+    }
+    if (hr->evcon)
+        evhttp_connection_set_closecb(hr->evcon, NULL, NULL);
+    hr->req = NULL;
+    hr->route->st.in_flight--;
+    return req;
+}
+
+/* The connection is going away under the task: cancel it. The caller
+ * has taken the request from hr (hr->req is NULL). May free hr. */
+static void cancel_task(cw_http_req *hr)
+{
+    hr->route->st.gone++;
+    cw_join_abort(hr->join); /* the drop function runs (now, or after the
+                                poll in progress) and frees hr */
+}
+
+/* evhttp frees the connection (evhttp_free(), a failed write, ...):
+ * the request goes with it. */
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+    cw_http_req *hr = arg;
+    (void)evcon;
+    let_go(hr);
+    cancel_task(hr);
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    cw_http_req *hr = arg;
+    char c;
+    (void)what;
+    hr->watching = false; /* one-shot: not pending any more */
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return; /* a pipelined request: we cannot see past it */
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (event_add(watch_ev(hr), NULL) == 0)
+            hr->watching = true;
+        return;
+    }
+    /* EOF or a socket error: the client is gone. */
+    struct evhttp_connection *evcon = hr->evcon;
+    let_go(hr);
+    cancel_task(hr);
+    /* Frees the request too (it is still queued on the connection). */
+    evhttp_connection_free(evcon);
+}
+
+static cw_poll task_poll(void *state, cw_cx *cx)
+{
+    struct http_task *t = state;
+    cw_http_req *hr = t->hr;
+    const cw_http_handler *h = &hr->route->h;
+    if (!t->inited) {
+        t->inited = true;
+        if (h->init)
+            h->init(t->user, hr);
+    }
+    if (h->poll(t->user, hr, cx) == CW_PENDING)
+        return CW_PENDING;
+    struct evhttp_request *req = let_go(hr);
+    if (req) { /* completed without replying */
+        hr->route->st.auto_500++;
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+    }
+    cw_join *j = hr->join;
+    hr->join = NULL;
+    cw_join_free(j); /* detaches: the drop runs when this poll returns */
+    return CW_READY;
+}
+
+static void task_drop(void *state)
+{
+    struct http_task *t = state;
+    cw_http_req *hr = t->hr;
+    cw_http_route *r = hr->route;
+    if (r->h.drop)
+        r->h.drop(t->user);
+    struct evhttp_request *req = let_go(hr);
+    if (req) { /* cancelled or panicked with the connection open */
+        r->st.auto_500++;
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+    }
+    if (hr->join) {
+        cw_join *j = hr->join;
+        hr->join = NULL;
+        cw_join_free(j); /* the executor's reference keeps the block */
+    }
+    cw__free(hr);
+    route_release(r);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    cw_http_route *r = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    size_t evsize = event_get_struct_event_size();
+    cw_http_req *hr = cw__calloc(1, sizeof *hr + evsize);
+    if (!hr)
+        goto refuse;
+    hr->route = r;
+    hr->req = req;
+    hr->evcon = evcon;
+    struct http_task *t = (struct http_task *)(void *)r->tmpl;
+    t->hr = hr;
+    int err = cw_spawn(r->q, task_poll, r->tmpl, r->tmpl_size, task_drop, &hr->join);
+    t->hr = NULL;
+    if (err < 0) {
+        cw__free(hr);
+        goto refuse;
+    }
+    r->refs++;
+    r->st.requests++;
+    r->st.in_flight++;
+    if (evcon) {
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+        /* Without a watch (no fd, or libevent out of memory) the request
+         * is still served; only a disconnect goes unnoticed until the
+         * reply fails. */
+        if (fd >= 0 &&
+            event_assign(watch_ev(hr), evhttp_connection_get_base(evcon), fd, EV_READ, on_watch,
+                         hr) == 0 &&
+            event_add(watch_ev(hr), NULL) == 0)
+            hr->watching = true;
+        evhttp_connection_set_closecb(evcon, on_close, hr);
+    }
+    return;
+refuse:
+    r->st.refused++;
+    evhttp_send_error(req, 503, NULL);
+}
+
+static int route_new(struct evhttp *http, const char *path, cw_queue *q,
+                     const cw_http_handler *h, cw_http_route **out)
+{
+    if (!http || !q || !h || !h->poll || !out || h->state_size > HTTP_MAX_STATE)
+        return -EINVAL;
+    cw_http_route *r = cw__calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->http = http;
+    r->q = q;
+    r->h = *h;
+    r->refs = 1;
+    r->tmpl_size = sizeof(struct http_task) + h->state_size;
+    r->tmpl = cw__calloc(1, r->tmpl_size);
+    if (path) {
+        size_t n = strlen(path) + 1;
+        r->path = cw__malloc(n);
+        if (r->path)
+            memcpy(r->path, path, n);
+    }
+    if (!r->tmpl || (path && !r->path)) {
+        route_release(r);
+        return -ENOMEM;
+    }
+    *out = r;
+    return 0;
+}
+
+int cw_http_set_cb(struct evhttp *http, const char *path, cw_queue *q, const cw_http_handler *h,
+                   cw_http_route **route)
+{
+    if (!path || !route)
+        return -EINVAL;
+    cw_http_route *r;
+    int err = route_new(http, path, q, h, &r);
+    if (err < 0)
+        return err;
+    if (evhttp_set_cb(http, path, on_request, r) != 0) {
+        route_release(r);
+        return -EEXIST;
+    }
+    r->registered = true;
+    *route = r;
+    return 0;
+}
+
+int cw_http_set_gencb(struct evhttp *http, cw_queue *q, const cw_http_handler *h,
+                      cw_http_route **route)
+{
+    if (!route)
+        return -EINVAL;
+    cw_http_route *r;
+    int err = route_new(http, NULL, q, h, &r);
+    if (err < 0)
+        return err;
+    evhttp_set_gencb(http, on_request, r);
+    r->registered = true;
+    *route = r;
+    return 0;
+}
+
+void cw_http_route_free(cw_http_route *r)
+{
+    if (!r)
+        return;
+    if (r->registered) {
+        if (r->path)
+            evhttp_del_cb(r->http, r->path);
+        else
+            evhttp_set_gencb(r->http, NULL, NULL);
+        r->registered = false;
+    }
+    route_release(r);
+}
+
+int cw_http_route_stats_get(const cw_http_route *r, cw_http_route_stats *out)
+{
+    if (!r || !out)
+        return -EINVAL;
+    *out = r->st;
+    return 0;
+}
+
+struct evhttp_request *cw_http_req_request(const cw_http_req *hr)
+{
+    return hr ? hr->req : NULL;
+}
+
+void *cw_http_req_arg(const cw_http_req *hr)
+{
+    return hr ? hr->route->h.arg : NULL;
+}
+
+bool cw_http_req_replied(const cw_http_req *hr)
+{
+    return hr && hr->replied;
+}
+
+/* Take the request for a reply: 0, or why not. */
+static int take_for_reply(cw_http_req *hr, struct evhttp_request **req)
+{
+    if (!hr)
+        return -EINVAL;
+    if (hr->replied)
+        return -EALREADY;
+    if (!hr->req)
+        return -EPIPE; /* the client went away; the task is being cancelled */
+    hr->replied = true;
+    hr->route->st.replied++;
+    *req = let_go(hr);
+    return 0;
+}
+
+int cw_http_reply(cw_http_req *hr, int code, const char *reason, struct evbuffer *body)
+{
+    struct evhttp_request *req;
+    if (!reason)
+        return -EINVAL;
+    int err = take_for_reply(hr, &req);
+    if (err < 0)
+        return err;
+    evhttp_send_reply(req, code, reason, body);
+    return 0;
+}
+
+int cw_http_send_error(cw_http_req *hr, int code, const char *reason)
+{
+    struct evhttp_request *req;
+    int err = take_for_reply(hr, &req);
+    if (err < 0)
+        return err;
+    evhttp_send_error(req, code, reason);
+    return 0;
+}

@@ -1,0 +1,389 @@
+/* check_kvd.c - examples/kvd, run as a separate process on 127.0.0.1 and
+ * driven with curl, in both modes (clockworker, and --plain): PUT then GET
+ * returns the value, DELETE then GET is 404, 100 keys round-trip,
+ * malformed requests get 400, and SIGTERM or SIGINT end the daemon with
+ * status 0 after it served everything.
+ *
+ * The daemon is started with fork+exec from $top_builddir/examples (the
+ * binary `make` builds) with --port 0; its first line gives the port. It
+ * dies with the test process (PR_SET_PDEATHSIG) and the fixture kills it
+ * if a test fails. curl is found in $PATH; without it every test fails
+ * saying so (CI installs it). Waits are bounded by a hang guard; nothing
+ * asserts on how long anything took. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define HANG_MS 30000
+#define NKEYS 100
+
+typedef struct daemon_proc {
+    pid_t pid;  /* -1: not running */
+    int out;    /* read end of its stdout */
+    FILE *err;  /* its stderr (an unlinked temporary file) */
+    int port;
+} daemon_proc;
+
+static daemon_proc kv = {.pid = -1, .out = -1};
+static char curl_path[4096];
+
+#define require(cond, ...) ck_assert_msg(cond, __VA_ARGS__)
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *daemon_stderr(void)
+{
+    static char text[8192];
+    text[0] = '\0';
+    if (!kv.err)
+        return text;
+    fflush(kv.err);
+    if (fseek(kv.err, 0, SEEK_SET) != 0)
+        return "(cannot read the daemon's stderr)";
+    size_t n = fread(text, 1, sizeof text - 1, kv.err);
+    text[n] = '\0';
+    return text;
+}
+
+static void teardown(void)
+{
+    if (kv.pid > 0) {
+        kill(kv.pid, SIGKILL);
+        while (waitpid(kv.pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        kv.pid = -1;
+    }
+    if (kv.out >= 0)
+        close(kv.out);
+    kv.out = -1;
+    if (kv.err)
+        fclose(kv.err);
+    kv.err = NULL;
+}
+
+/* curl from $PATH, or fail the test saying how to get it. */
+static void find_curl(void)
+{
+    const char *path = getenv("PATH");
+    char dirs[8192];
+    snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/bin:/bin");
+    for (char *save, *dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        snprintf(curl_path, sizeof curl_path, "%s/curl", *dir ? dir : ".");
+        if (access(curl_path, X_OK) == 0)
+            return;
+    }
+    ck_abort_msg("curl is not installed (not in $PATH): this test drives examples/kvd with "
+                 "curl; install it with `apt-get install curl` (.ci/run does)");
+}
+
+static void daemon_start(bool plain)
+{
+    find_curl();
+    const char *top = getenv("top_builddir");
+    if (!top || !*top)
+        top = ".";
+    char path[4096];
+    require(snprintf(path, sizeof path, "%s/examples/kvd", top) < (int)sizeof path, "path");
+    require(access(path, X_OK) == 0, "%s: %s (make builds it)", path, strerror(errno));
+    int pfd[2];
+    require(pipe2(pfd, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
+    kv.out = pfd[0];
+    kv.err = tmpfile();
+    require(kv.err != NULL, "tmpfile: %s", strerror(errno));
+    require(fcntl(fileno(kv.err), F_SETFD, FD_CLOEXEC) == 0, "fcntl: %s", strerror(errno));
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    require(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(126);
+        if (dup2(pfd[1], STDOUT_FILENO) < 0 || dup2(fileno(kv.err), STDERR_FILENO) < 0)
+            _exit(126);
+        execl(path, path, "--port", "0", "--bg-tasks", "1", plain ? "--plain" : (char *)NULL,
+              (char *)NULL);
+        _exit(127);
+    }
+    kv.pid = pid;
+    close(pfd[1]);
+
+    char line[512];
+    size_t len = 0;
+    int64_t deadline = now_ms() + HANG_MS;
+    while (len == 0 || line[len - 1] != '\n') {
+        require(len < sizeof line - 1, "first line too long: %.*s", (int)len, line);
+        int64_t left = deadline - now_ms();
+        require(left > 0, "no `listening on` line; stderr: %s", daemon_stderr());
+        struct pollfd p = {.fd = kv.out, .events = POLLIN};
+        int r = poll(&p, 1, (int)left);
+        if (r <= 0)
+            continue;
+        ssize_t n = read(kv.out, line + len, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        require(n > 0, "kvd closed stdout before listening; stderr: %s", daemon_stderr());
+        len++;
+    }
+    line[len] = '\0';
+    int port = -1;
+    require(sscanf(line, "kvd: listening on 127.0.0.1:%d ", &port) == 1 && port > 0 &&
+                port < 65536,
+            "unexpected first line: %s", line);
+    require(strstr(line, plain ? "(plain," : "(clockworker,") != NULL, "wrong mode: %s", line);
+    kv.port = port;
+}
+
+/* Signal the daemon, wait for it, require exit status 0. */
+static void daemon_stop(int sig)
+{
+    require(kill(kv.pid, sig) == 0, "kill: %s", strerror(errno));
+    int status = 0;
+    int64_t deadline = now_ms() + HANG_MS;
+    for (;;) {
+        pid_t r = waitpid(kv.pid, &status, WNOHANG);
+        if (r == kv.pid)
+            break;
+        require(r == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        require(now_ms() < deadline, "kvd still running after signal %d; stderr: %s", sig,
+                daemon_stderr());
+        poll(NULL, 0, 5);
+    }
+    kv.pid = -1;
+    require(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kvd ended with %s %d; stderr: %s",
+            WIFEXITED(status) ? "status" : "signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), daemon_stderr());
+    require(strstr(daemon_stderr(), "kvd: stats: ") != NULL, "no stats line: %s",
+            daemon_stderr());
+}
+
+static const char *last_arg(const char **argv)
+{
+    const char *last = "";
+    for (; *argv; argv++)
+        last = *argv;
+    return last;
+}
+
+/* Run curl with argv (argv[0] is replaced by the path); its stdout goes
+ * to out. Requires exit status 0. */
+static void curl(char *out, size_t cap, const char **argv)
+{
+    int pfd[2];
+    require(pipe2(pfd, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    require(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (dup2(pfd[1], STDOUT_FILENO) < 0)
+            _exit(126);
+        argv[0] = curl_path;
+        execv(curl_path, (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    int status;
+    pid_t waited;
+    collect_child(pid, pfd[0], out, cap, &status, &waited);
+    require(waited == pid, "waitpid: %s", strerror(errno));
+    require(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+            "curl %s failed (status %d); output: %s; kvd stderr: %s", last_arg(argv),
+            WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, daemon_stderr());
+}
+
+static const char *url(const char *path)
+{
+    static char buf[8][512];
+    static int next;
+    char *u = buf[next++ % 8];
+    snprintf(u, sizeof buf[0], "http://127.0.0.1:%d%s", kv.port, path);
+    return u;
+}
+
+/* One request: "<body> <code>" in out. */
+static void request(char *out, size_t cap, const char *method, const char *path,
+                    const char *data)
+{
+    const char *argv[16] = {"curl", "-s", "-S", "--max-time", "20", "-w", " %{http_code}",
+                            "-X", method};
+    int n = 9;
+    if (data) {
+        argv[n++] = "--data-binary";
+        argv[n++] = data;
+    }
+    argv[n++] = url(path);
+    argv[n] = NULL;
+    curl(out, cap, argv);
+}
+
+static int code_of(const char *out)
+{
+    const char *sp = strrchr(out, ' ');
+    return sp ? atoi(sp + 1) : -1;
+}
+
+static const bool modes[] = {false, true}; /* clockworker, plain */
+
+START_TEST(put_then_get_returns_the_value)
+{
+    char out[4096], val[64];
+    daemon_start(modes[_i]);
+    snprintf(val, sizeof val, "value-%d-%d", (int)getpid(), _i);
+    request(out, sizeof out, "PUT", "/kv/alpha", val);
+    ck_assert_int_eq(code_of(out), 201);
+    request(out, sizeof out, "GET", "/kv/alpha", NULL);
+    char want[128];
+    snprintf(want, sizeof want, "%s 200", val);
+    ck_assert_str_eq(out, want);
+    request(out, sizeof out, "PUT", "/kv/alpha", "second");
+    ck_assert_int_eq(code_of(out), 204); /* replaced */
+    request(out, sizeof out, "GET", "/kv/alpha", NULL);
+    ck_assert_str_eq(out, "second 200");
+    daemon_stop(SIGTERM);
+}
+END_TEST
+
+START_TEST(delete_then_get_is_404)
+{
+    char out[4096];
+    daemon_start(modes[_i]);
+    request(out, sizeof out, "PUT", "/kv/doomed", "x");
+    ck_assert_int_eq(code_of(out), 201);
+    request(out, sizeof out, "DELETE", "/kv/doomed", NULL);
+    ck_assert_int_eq(code_of(out), 204);
+    request(out, sizeof out, "GET", "/kv/doomed", NULL);
+    ck_assert_int_eq(code_of(out), 404);
+    request(out, sizeof out, "DELETE", "/kv/doomed", NULL);
+    ck_assert_int_eq(code_of(out), 404);
+    daemon_stop(SIGINT);
+}
+END_TEST
+
+START_TEST(hundred_keys_round_trip)
+{
+    static char out[65536];
+    static char vals[NKEYS][48], urls[NKEYS][128];
+    static const char *argv[NKEYS * 12 + 8];
+    daemon_start(modes[_i]);
+    /* One curl for the 100 PUTs (--next starts each request afresh)... */
+    int n = 0;
+    argv[n++] = "curl";
+    for (int k = 0; k < NKEYS; k++) {
+        snprintf(vals[k], sizeof vals[k], "v%d.%d.%ld", k, (int)getpid(), (long)time(NULL));
+        snprintf(urls[k], sizeof urls[k], "http://127.0.0.1:%d/kv/key-%d", kv.port, k);
+        if (k)
+            argv[n++] = "--next";
+        argv[n++] = "-s";
+        argv[n++] = "-S";
+        argv[n++] = "-o";
+        argv[n++] = "/dev/null";
+        argv[n++] = "-w";
+        argv[n++] = "%{http_code}\n";
+        argv[n++] = "-X";
+        argv[n++] = "PUT";
+        argv[n++] = "--data-binary";
+        argv[n++] = vals[k];
+        argv[n++] = urls[k];
+    }
+    argv[n] = NULL;
+    curl(out, sizeof out, argv);
+    int codes = 0;
+    for (char *save, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        ck_assert_str_eq(l, "201");
+        codes++;
+    }
+    ck_assert_int_eq(codes, NKEYS);
+    /* ...and one for the 100 GETs: "<value> <code>" per line. */
+    n = 0;
+    argv[n++] = "curl";
+    argv[n++] = "-s";
+    argv[n++] = "-S";
+    argv[n++] = "-w";
+    argv[n++] = " %{http_code}\n";
+    for (int k = 0; k < NKEYS; k++)
+        argv[n++] = urls[k];
+    argv[n] = NULL;
+    curl(out, sizeof out, argv);
+    int k = 0;
+    for (char *save, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), k++) {
+        ck_assert_int_lt(k, NKEYS);
+        char want[64];
+        snprintf(want, sizeof want, "%.47s 200", vals[k]);
+        ck_assert_str_eq(l, want);
+    }
+    ck_assert_int_eq(k, NKEYS);
+    request(out, sizeof out, "GET", "/stats", NULL);
+    ck_assert_msg(strstr(out, "keys=100\n") != NULL, "stats: %s", out);
+    daemon_stop(SIGTERM);
+}
+END_TEST
+
+START_TEST(malformed_requests_get_400)
+{
+    char out[4096];
+    daemon_start(modes[_i]);
+    /* A Content-Length that is not a number (evhttp refuses it). */
+    const char *bad_len[] = {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                             "-X", "PUT", "-H", "Content-Length: abc", "--data-binary", "x",
+                             url("/kv/a"), NULL};
+    curl(out, sizeof out, bad_len);
+    ck_assert_str_eq(out, "400");
+    /* A request line with a space inside the target. */
+    const char *bad_line[] = {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                              "--request-target", "/kv/a b", url("/"), NULL};
+    curl(out, sizeof out, bad_line);
+    ck_assert_str_eq(out, "400");
+    /* Keys kvd refuses: empty, a byte outside [A-Za-z0-9._-], too long. */
+    request(out, sizeof out, "GET", "/kv/", NULL);
+    ck_assert_int_eq(code_of(out), 400);
+    request(out, sizeof out, "PUT", "/kv/a%20b", "x");
+    ck_assert_int_eq(code_of(out), 400);
+    char longkey[300] = "/kv/";
+    memset(longkey + 4, 'k', 251);
+    longkey[255] = '\0';
+    request(out, sizeof out, "GET", longkey, NULL);
+    ck_assert_int_eq(code_of(out), 400);
+    /* The daemon is still serving. */
+    request(out, sizeof out, "PUT", "/kv/after", "ok");
+    ck_assert_int_eq(code_of(out), 201);
+    daemon_stop(SIGTERM);
+}
+END_TEST
+
+static Suite *kvd_suite(void)
+{
+    Suite *s = suite_create("kvd");
+    TCase *tc = tcase_create("curl");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_loop_test(tc, put_then_get_returns_the_value, 0, 2);
+    tcase_add_loop_test(tc, delete_then_get_is_404, 0, 2);
+    tcase_add_loop_test(tc, hundred_keys_round_trip, 0, 2);
+    tcase_add_loop_test(tc, malformed_requests_get_400, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    return run_suite(kvd_suite());
+}
