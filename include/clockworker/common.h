@@ -12,6 +12,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/**
+ * @def CW_EXTERN
+ * Marks a declaration the shared library exports. The library is built
+ * with -fvisibility=hidden, so only what carries this is visible; with
+ * GCC and Clang it is `__attribute__((visibility("default")))`, elsewhere
+ * empty.
+ */
+/**
+ * @def CW_PRINTF
+ * Lets GCC and Clang check the printf-style format of a function, as
+ * cw_panic() declares: `fmt` is the position of the format argument and
+ * `args` that of the first variadic one. Empty with other compilers.
+ */
+/**
+ * @def CW_NORETURN
+ * Marks a function that never returns (cw_panic()): C11 `_Noreturn`, or
+ * `[[noreturn]]` in C++.
+ */
 #if defined(__GNUC__) || defined(__clang__)
 #define CW_EXTERN __attribute__((visibility("default")))
 #define CW_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))

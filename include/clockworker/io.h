@@ -89,11 +89,14 @@ typedef struct cw_fdwait {
 /**
  * Prepare a wait. No event is created until the first poll.
  *
- * @param fd   the descriptor (not owned: never closed here).
- * @param what EV_READ, EV_WRITE, or both.
  * A zeroed cw_fdwait is a valid "dropped" one (poll on it is READY with
  * cw_fdwait_revents() 0). Re-initialising a future that has an event
- * requires cw_fdwait_drop() first. NULL w: no-op.
+ * requires cw_fdwait_drop() first. NULL w: no-op. Executor thread, or
+ * any thread before the struct is shared.
+ *
+ * @param w    the future, usually a field of the task's state.
+ * @param fd   the descriptor (not owned: never closed here).
+ * @param what EV_READ, EV_WRITE, or both.
  */
 CW_EXTERN void cw_fdwait_init(cw_fdwait *w, evutil_socket_t fd, short what);
 

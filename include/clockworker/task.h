@@ -17,6 +17,10 @@
  * released: when the task is cancelled or panics; when it completes if no
  * join handle is held; else when the join handle is freed (the state is the
  * task's result until then).
+ *
+ * Threads: executor thread only. cw_spawn() may be called from a task's
+ * poll or from outside one; the functions that take a ::cw_cx only from
+ * inside the poll that received it (a cx is valid for that call only).
  */
 #ifndef CLOCKWORKER_TASK_H
 #define CLOCKWORKER_TASK_H
