@@ -34,47 +34,9 @@ struct run {
  * excluded) and collect its stdout. Fails the test on a system error. */
 static void run_example(const char *name, const char *const *args, struct run *r)
 {
-    const char *top = getenv("top_builddir");
-    char path[4096];
-    const char *argv[16];
-    size_t argc = 0;
-    int fds[2];
-
-    if (!top || !*top)
-        top = ".";
-    ck_assert_int_lt(snprintf(path, sizeof path, "%s/examples/%s", top, name), (int)sizeof path);
-    ck_assert_msg(access(path, X_OK) == 0, "%s: not built or not executable: %s", path,
-                  strerror(errno));
-    argv[argc++] = path;
-    for (; args && *args; args++) {
-        ck_assert_uint_lt(argc, sizeof argv / sizeof argv[0] - 1);
-        argv[argc++] = *args;
-    }
-    argv[argc] = NULL;
-
-    ck_assert_int_eq(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(fds[1], STDOUT_FILENO) < 0)
-            _exit(126);
-        close(devnull);
-        close(fds[0]);
-        close(fds[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    int status;
-    pid_t w;
-    r->len = collect_child(pid, fds[0], r->out, sizeof r->out, &status, &w);
-    ck_assert_msg(r->len < sizeof r->out - 1, "%s: too much output", name);
-    ck_assert_int_eq(w, pid);
-    r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    ck_assert_msg(!WIFSIGNALED(status), "%s: killed by signal %d; output:\n%s", name,
-                  WIFSIGNALED(status) ? WTERMSIG(status) : 0, r->out);
+    char rel[256];
+    ck_assert_int_lt(snprintf(rel, sizeof rel, "examples/%s", name), (int)sizeof rel);
+    r->exit_code = run_built(rel, args, 1, r->out, sizeof r->out, &r->len);
 }
 
 /* The last line of the output, without its newline, copied to buf. */

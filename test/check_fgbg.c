@@ -40,47 +40,7 @@ static struct run r; /* static: 64 KiB is much for a stack */
 /* Run bench/fgbg with these arguments (NULL-terminated, argv[0] excluded). */
 static void run_fgbg(const char *const *args, struct run *res)
 {
-    const char *top = getenv("top_builddir");
-    char path[4096];
-    const char *argv[32];
-    size_t argc = 0;
-    int fds[2];
-
-    if (!top || !*top)
-        top = ".";
-    ck_assert_int_lt(snprintf(path, sizeof path, "%s/bench/fgbg", top), (int)sizeof path);
-    ck_assert_msg(access(path, X_OK) == 0, "%s: not built or not executable: %s", path,
-                  strerror(errno));
-    argv[argc++] = path;
-    for (; args && *args; args++) {
-        ck_assert_uint_lt(argc, sizeof argv / sizeof argv[0] - 1);
-        argv[argc++] = *args;
-    }
-    argv[argc] = NULL;
-
-    ck_assert_int_eq(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(fds[1], STDOUT_FILENO) < 0)
-            _exit(126);
-        close(devnull);
-        close(fds[0]);
-        close(fds[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    int status;
-    pid_t w;
-    res->len = collect_child(pid, fds[0], res->out, sizeof res->out, &status, &w);
-    ck_assert_msg(res->len < sizeof res->out - 1, "fgbg: too much output");
-    ck_assert_int_eq(w, pid);
-    ck_assert_msg(!WIFSIGNALED(status), "fgbg: killed by signal %d; output:\n%s",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : 0, res->out);
-    res->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    res->exit_code = run_built("bench/fgbg", args, 1, res->out, sizeof res->out, &res->len);
 }
 
 /* A temporary file's name (the file exists, empty). */

@@ -1,6 +1,9 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,4 +81,53 @@ int run_suite(Suite *s)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int run_built(const char *relpath, const char *const *args, int which, char *out,
+              size_t cap, size_t *len)
+{
+    const char *top = getenv("top_builddir");
+    char path[4096];
+    const char *argv[32];
+    size_t argc = 0;
+    int fds[2];
+
+    if (!top || !*top)
+        top = ".";
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/%s", top, relpath), (int)sizeof path);
+    ck_assert_msg(access(path, X_OK) == 0, "%s: not built or not executable: %s", path,
+                  strerror(errno));
+    argv[argc++] = path;
+    for (; args && *args; args++) {
+        ck_assert_uint_lt(argc, sizeof argv / sizeof argv[0] - 1);
+        argv[argc++] = *args;
+    }
+    argv[argc] = NULL;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0
+            || (which == 2 && dup2(devnull, STDOUT_FILENO) < 0) || dup2(fds[1], which) < 0)
+            _exit(126);
+        close(devnull);
+        close(fds[0]);
+        close(fds[1]);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    int status;
+    pid_t w;
+    size_t n = collect_child(pid, fds[0], out, cap, &status, &w);
+    ck_assert_msg(n < cap - 1, "%s: too much output", relpath);
+    ck_assert_int_eq(w, pid);
+    ck_assert_msg(!WIFSIGNALED(status), "%s: killed by signal %d; output:\n%s", relpath,
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0, out);
+    if (len)
+        *len = n;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -46,6 +46,16 @@ struct cw_executor_stats stats_of(const cw_executor *ex);
  * -1). Asserts nothing, so table-driven suites can use it too. */
 size_t collect_child(pid_t pid, int fd, char *buf, size_t cap, int *status, pid_t *waited);
 
+/* Run the built program $top_builddir/<relpath> (top_builddir defaults
+ * to ".") with args (NULL-terminated, argv[0] excluded; at most 30), stdin
+ * from /dev/null, and collect what it writes to fd `which` (1: stdout,
+ * stderr left to the test log; 2: stderr, stdout to /dev/null) into out
+ * (cap bytes, NUL-terminated); *len (if not NULL) gets the bytes. Fails
+ * the test when the program is missing, on a system error, on more output
+ * than fits, or when a signal killed it. Returns its exit status. */
+int run_built(const char *relpath, const char *const *args, int which, char *out,
+              size_t cap, size_t *len);
+
 /* Run the Check suite, print its summary, return an exit status. */
 int run_suite(Suite *s);
 
