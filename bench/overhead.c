@@ -184,12 +184,15 @@ static uint64_t counter_clock(void *arg)
     return ++*(uint64_t *)arg;
 }
 
+static bool g_hist; /* executors built now keep histograms */
+
 static void env_init_clock(struct env *e, uint32_t nq, uint64_t slice_ns, bool precise,
                            uint64_t *counter)
 {
     cw_config *cfg = cw_config_new();
     if (!cfg)
         die("cw_config_new: out of memory");
+    cw_config_set_histograms(cfg, g_hist);
     if (counter)
         cw_config_set_clock(cfg, counter_clock, counter);
     for (uint32_t i = 0; i < nq; i++) {
@@ -290,6 +293,8 @@ struct results {
     double spawn_ns[3][3];
     double chain_ns[2]; /* cw, once */
     double spawn_counter_ns; /* cw, 10K batch, counter clock */
+    double spawn_hist_ns[2];  /* cw, 10K batch: histograms on, off */
+    double yield_hist_ns[2];  /* cw, K = yield_k[1]: histograms on, off */
     double yield_ns[3][2];
     double yield_counter_ns; /* cw, K = yield_k[1], counter clock */
     double clock_ns;         /* one clock_gettime(CLOCK_MONOTONIC) */
@@ -484,6 +489,19 @@ static void run_spawn(void)
                 v[0][r] = cwb_spawn_batch(&ec, qc, n);
             R.spawn_counter_ns = median(v[0], P.reps);
             env_free(&ec);
+            /* histograms on (ec) against off (e), alternating */
+            g_hist = true;
+            env_init(&ec, 1, 0, false);
+            g_hist = false;
+            qc = env_q(&ec, 0);
+            cwb_spawn_batch(&ec, qc, n);
+            for (int r = 0; r < P.reps; r++) {
+                v[0][r] = cwb_spawn_batch(&ec, qc, n);
+                v[1][r] = cwb_spawn_batch(&e, q, n);
+            }
+            R.spawn_hist_ns[0] = median(v[0], P.reps);
+            R.spawn_hist_ns[1] = median(v[1], P.reps);
+            env_free(&ec);
         }
         event_base_free(lb);
         env_free(&e);
@@ -611,6 +629,19 @@ static void run_yield(void)
     for (int r = 0; r < P.reps; r++)
         v[0][r] = cwb_yield(&ec, qc, P.yield_tasks, P.yield_k[1]);
     R.yield_counter_ns = median(v[0], P.reps);
+    env_free(&ec);
+    /* histograms on (ec) against off (e), alternating */
+    g_hist = true;
+    env_init(&ec, 1, 0, false);
+    g_hist = false;
+    qc = env_q(&ec, 0);
+    cwb_yield(&ec, qc, P.yield_tasks, P.yield_k[1]);
+    for (int r = 0; r < P.reps; r++) {
+        v[0][r] = cwb_yield(&ec, qc, P.yield_tasks, P.yield_k[1]);
+        v[1][r] = cwb_yield(&e, q, P.yield_tasks, P.yield_k[1]);
+    }
+    R.yield_hist_ns[0] = median(v[0], P.reps);
+    R.yield_hist_ns[1] = median(v[1], P.reps);
     env_free(&ec);
     /* what one read of the executor's default clock costs here */
     for (int r = 0; r < P.reps; r++)
@@ -1323,6 +1354,8 @@ static void print_table(void)
             met(R.chain_ns[0] <= 1.5 * R.chain_ns[1]));
         snprintf(fig, sizeof fig, "  spawn N=%" PRIu32 ", counter clock", P.spawn_n[1]);
         row(fig, R.spawn_counter_ns, "once", R.spawn_ns[1][1], NULL, NULL);
+        snprintf(fig, sizeof fig, "  spawn N=%" PRIu32 ", histograms on", P.spawn_n[1]);
+        row(fig, R.spawn_hist_ns[0], "hist off", R.spawn_hist_ns[1], NULL, NULL);
     }
     if (R.yield)
         for (int s = 0; s < 3; s++) {
@@ -1334,6 +1367,8 @@ static void print_table(void)
     if (R.yield) {
         snprintf(fig, sizeof fig, "  yield x%" PRIu32 ", counter clock", P.yield_k[1]);
         row(fig, R.yield_counter_ns, "active", R.yield_ns[1][1], NULL, NULL);
+        snprintf(fig, sizeof fig, "  yield x%" PRIu32 ", histograms on", P.yield_k[1]);
+        row(fig, R.yield_hist_ns[0], "hist off", R.yield_hist_ns[1], NULL, NULL);
         row("  one clock_gettime(CLOCK_MONOTONIC)", R.clock_ns, NULL, 0, NULL, NULL);
     }
     if (R.pingpong) {
@@ -1413,6 +1448,9 @@ static void write_json(const char *path)
                 R.chain_ns[1]);
         SEP();
         fprintf(f, "  \"spawn_ns_counter_clock\": %.3f", R.spawn_counter_ns);
+        SEP();
+        fprintf(f, "  \"spawn_ns_histograms\": {\"on\": %.3f, \"off\": %.3f}",
+                R.spawn_hist_ns[0], R.spawn_hist_ns[1]);
     }
     if (R.yield) {
         SEP();
@@ -1426,6 +1464,9 @@ static void write_json(const char *path)
         fprintf(f, "}");
         SEP();
         fprintf(f, "  \"yield_ns_counter_clock\": %.3f", R.yield_counter_ns);
+        SEP();
+        fprintf(f, "  \"yield_ns_histograms\": {\"on\": %.3f, \"off\": %.3f}",
+                R.yield_hist_ns[0], R.yield_hist_ns[1]);
         SEP();
         fprintf(f, "  \"clock_gettime_ns\": %.3f", R.clock_ns);
     }

@@ -290,14 +290,14 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
         uint64_t dt = t1 - t0;
         *now = t1;
         ex->now_cache = t1;
-        ex->stats.polls++;
-        ex->stats.cpu_ns += dt;
-        if (ex->hist_on)
-            cw__hist_record(&ex->stats.poll_ns, dt);
-        if ((int64_t)(t0 - ex->slice_end) < 0 && (int64_t)(t1 - ex->slice_end) > 0)
-            ex->stats.polls_overrun++;
+        /* (the executor's polls and cpu_ns are the queues' sums: stats.c) */
         q->polls++;
         q->cpu_ns += dt;
+        if (ex->hist_on)
+            cw__hist_record(&ex->stats.poll_ns, dt);
+        int64_t past_end = (int64_t)(t1 - ex->slice_end);
+        if (past_end > 0 && (int64_t)(t0 - ex->slice_end) < 0)
+            ex->stats.polls_overrun++;
         CW__HOOK(ex, poll_end, q, t->state, dt, panicked ? CW_EPANIC : (int)res);
 
         if (panicked)
@@ -321,7 +321,7 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
             return CW_SLICE_DRIVER_YIELD;
         if (ex->preempt)
             return CW_SLICE_PREEMPTED;
-        if (ex->sched.nr_running > 1 && (int64_t)(t1 - ex->slice_end) >= 0)
+        if (ex->sched.nr_running > 1 && past_end >= 0)
             return CW_SLICE_SPENT;
     }
 }

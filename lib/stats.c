@@ -36,6 +36,12 @@ int cw_executor_stats(const cw_executor *ex, struct cw_executor_stats *out)
     if (!ex || !out)
         return -EINVAL;
     *out = ex->stats;
+    /* kept per queue only: one increment less per poll */
+    out->polls = out->cpu_ns = 0;
+    for (uint32_t i = 0; i < ex->nqueues; i++) {
+        out->polls += ex->queues[i].polls;
+        out->cpu_ns += ex->queues[i].cpu_ns;
+    }
     return 0;
 }
 
