@@ -27,13 +27,6 @@
 
 _Thread_local char cw__thread_token __attribute__((tls_model("initial-exec")));
 
-static uint64_t monotonic_ns(void *arg)
-{
-    struct timespec ts;
-    (void)arg;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- creation ------------------------------------------------------------ */
 
@@ -67,8 +60,15 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         ex->hooks = &ex->hooks_copy;
         ex->hooks_arg = cfg->hooks_arg;
     }
-    ex->now_ns = cfg->now_ns ? cfg->now_ns : monotonic_ns;
-    ex->clock_arg = cfg->clock_arg;
+    if (cfg->now_ns) {
+        ex->now_ns = cfg->now_ns;
+        ex->clock_arg = cfg->clock_arg;
+    } else if (cw__clock_init(&ex->clock)) {
+        ex->now_ns = cw__clock_now;
+        ex->clock_arg = &ex->clock;
+    } else {
+        ex->now_ns = cw__monotonic_ns;
+    }
     ex->cx.ex = ex;
     cw__list_init(&ex->live);
     cw__eevdf_init(&ex->sched, cfg->sched_latency_ns, cfg->min_slice_ns);

@@ -177,6 +177,22 @@ void cw__spawn_remote_finish(cw_executor *ex, cw__task *t);
 void cw__spawn_remote_cancel(cw__task *t);
 void cw__remote_join_end(cw__task *t, int status);
 
+/* ---- the default clock (clock.c) ------------------------------------------
+ * CLOCK_MONOTONIC read through the TSC between anchors where the kernel
+ * keeps time with the TSC; clock_gettime() elsewhere. */
+struct cw__clock {
+    uint64_t start_ns, start_tsc;   /* calibration window start */
+    uint64_t anchor_ns, anchor_tsc; /* latest clock_gettime() and its TSC */
+    uint64_t anchor_ticks;          /* re-anchor after this many ticks */
+    uint64_t ns_per_tick_q32;       /* measured rate, 32.32 fixed point */
+    uint64_t last_ns;               /* the latest reading: never go back */
+    bool calibrated;
+};
+
+uint64_t cw__monotonic_ns(void *arg);   /* clock_gettime(CLOCK_MONOTONIC) */
+uint64_t cw__clock_now(void *clock);    /* arg: struct cw__clock * */
+bool cw__clock_init(struct cw__clock *c); /* false: use cw__monotonic_ns */
+
 /* ---- executor ----------------------------------------------------------- */
 struct cw_queue {
     cw_executor *ex;
@@ -257,6 +273,7 @@ struct cw_executor {
     cw_cx cx;
     sigjmp_buf *panic_jmp;
 
+    struct cw__clock clock;    /* the default clock's state */
     struct cw__driver drv;
     struct cw__timers timers;
     cw_fdwait *fdwaits;        /* waits that own an event (io.c) */
