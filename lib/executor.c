@@ -317,7 +317,11 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
             cw__inbox_drain(ex);
         if (--*polls_left == 0)
             return CW_SLICE_MAX_POLLS;
-        if ((int64_t)(t1 - ex->round_end) >= 0)
+        /* The round's time budget: end it when one more poll as long as
+         * this one would end past it, so a round of long polls stays
+         * within driver_yield instead of overshooting by a poll (I/O
+         * waits for the round to end). */
+        if ((int64_t)(t1 + dt - ex->round_end) > 0)
             return CW_SLICE_DRIVER_YIELD;
         if (ex->preempt)
             return CW_SLICE_PREEMPTED;

@@ -623,8 +623,9 @@ START_TEST(one_queue_script_sets_every_field_exactly)
 END_TEST
 
 /*
- * driver_yield 25 us; T1: 5 polls of 10 us, waking itself.
- *   round 1 [0,30]: T1 [0,10] [10,20] [20,30]: 30 >= 25, back to libevent
+ * driver_yield 35 us; T1: 5 polls of 10 us, waking itself.
+ *   round 1 [0,30]: T1 [0,10] [10,20] [20,30]: one more poll of 10 us
+ *   would end at 40 > 35, back to libevent
  *   7 us in libevent
  *   round 2 [37,57]: T1 [37,47] [47,57] ready; queue empty
  *   1 ms idle, T2 spawned (one poll of 3 us)
@@ -635,7 +636,7 @@ START_TEST(driver_yield_ends_round_and_times_libevent_and_idle)
 {
     tenv env;
     cw_config *cfg = config_one_queue(1);
-    cw_config_set_driver_yield(cfg, 25 * US);
+    cw_config_set_driver_yield(cfg, 35 * US);
     setup(&env, cfg, true);
     spawn_tk(&env, 1, (tk){.name = "T1", .cost = 10 * US, .polls = 5}, NULL);
     tenv_turn(&env);

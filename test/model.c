@@ -52,9 +52,9 @@
  * - Rounds: the model predicts exactly in which turn of the loop a round
  *   runs (a round pending, or the notification fd signalled by a remote
  *   wake while the executor slept); a round polls at most
- *   max_polls_per_yield tasks and stops at the first poll that ends at or
- *   past driver_yield; it does not return while tasks are runnable and
- *   budget is left (work conservation).
+ *   max_polls_per_yield tasks and stops at the first poll after which one
+ *   more poll as long would end past driver_yield; it does not return
+ *   while tasks are runnable and budget is left (work conservation).
  * - Slices: every slice polls at least once and one queue only; a slice
  *   of the only runnable queue does not end while it has tasks (unless
  *   the round ends); a slice ends at the first poll that ends at least
@@ -1347,7 +1347,9 @@ static cw_poll poll_finish(model *m, mtask *t, int res)
     if (m->inbox_n)
         drain(m);
     m->round_polls++;
-    if (m->round_polls >= m->max_polls || m->clk - m->round_start >= m->yield_ns)
+    /* the time budget: the round ends when one more poll as long as this
+     * one would end past driver_yield */
+    if (m->round_polls >= m->max_polls || m->clk + m->cur_cost - m->round_start > m->yield_ns)
         m->must_end_round = true;
     m->last_others = others_runnable(m);
     if (m->last_others && m->clk - m->slice_start >= m->rmax)
