@@ -466,6 +466,20 @@ bool cw_should_yield(cw_cx *cx)
            || (ex->sched.nr_running > 1 && (int64_t)(now - ex->slice_end) >= 0);
 }
 
+void cw__executor_yield_to_loop(cw_executor *ex)
+{
+    /* A round end in the past: the budget check after the poll ends the
+     * round, as would a spent driver_yield. */
+    if (ex && ex->in_round && ex->cx.task)
+        ex->round_end = ex->poll_start - 1;
+}
+
+void cw_cx_yield_to_loop(cw_cx *cx)
+{
+    if (cx)
+        cw__executor_yield_to_loop(cx->ex);
+}
+
 CW_NORETURN void cw_panic(cw_cx *cx, const char *fmt, ...)
 {
     va_list ap;

@@ -339,6 +339,8 @@ static int take_for_reply(cw_http_req *hr, struct evhttp_request **req)
     hr->replied = true;
     hr->route->st.replied++;
     *req = let_go(hr);
+    /* the reply waits in libevent's buffers: let it write them now */
+    cw__executor_yield_to_loop(cw_queue_executor(hr->route->q));
     return 0;
 }
 

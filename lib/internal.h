@@ -322,6 +322,7 @@ static inline bool cw__on_thread(const cw__shared *sh)
 }
 
 void cw__executor_schedule(cw_executor *ex);
+void cw__executor_yield_to_loop(cw_executor *ex); /* cw_cx_yield_to_loop() */
 void cw__executor_round(cw_executor *ex);
 void cw__executor_update_watch(cw_executor *ex);
 void cw__inbox_drain(cw_executor *ex);

@@ -336,6 +336,62 @@ START_TEST(weight_change_at_run_time_changes_shares)
 }
 END_TEST
 
+/* Polls 4 times (10 us each), asking for the loop on its second poll. */
+typedef struct looper {
+    int polls;
+    bool yield_after; /* cw_should_yield() right after the request */
+} looper;
+
+static cw_poll looper_poll(void *state, cw_cx *cx)
+{
+    looper *l = state;
+    g_clk->now += 10 * US;
+    if (++l->polls == 2) {
+        ck_assert(!cw_should_yield(cx)); /* 20 us of a 50 ms round */
+        cw_cx_yield_to_loop(cx);
+        l->yield_after = cw_should_yield(cx);
+    }
+    if (l->polls == 4)
+        return CW_READY;
+    cw_waker_wake_by_ref(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+START_TEST(yield_to_loop_ends_the_round_after_the_poll)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    cw_config_set_driver_yield(cfg, 50 * MS);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    cw_cx_yield_to_loop(NULL); /* no-op */
+    looper init = {0, false};
+    cw_join *j;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), looper_poll, &init, sizeof init, NULL, &j), 0);
+    tenv_turn(&env);
+    looper *l = cw_join_state(j); /* NULL until done: read through stats */
+    ck_assert_ptr_null(l);
+    struct cw_executor_stats st = stats_of(env.ex);
+    ck_assert_uint_eq(st.polls, 2); /* the round ended after the asking poll */
+    ck_assert_uint_eq(st.rounds, 1);
+    ck_assert_uint_eq(st.driver_yields, 1);
+    struct cw_queue_stats qs;
+    ck_assert_int_eq(cw_queue_stats(cw_executor_queue(env.ex, 0), &qs), 0);
+    ck_assert_uint_eq(qs.slices_ended[CW_SLICE_DRIVER_YIELD], 1);
+    tenv_turn(&env); /* the next round runs the rest, with a full budget */
+    st = stats_of(env.ex);
+    ck_assert_uint_eq(st.polls, 4);
+    ck_assert_uint_eq(st.rounds, 2);
+    ck_assert_uint_eq(st.driver_yields, 1);
+    ck_assert_int_eq(cw_join_status(j), 0);
+    l = cw_join_state(j);
+    ck_assert(l->yield_after);
+    cw_join_free(j);
+    tenv_free(&env);
+}
+END_TEST
+
 START_TEST(round_ends_after_driver_yield)
 {
     tenv env;
@@ -447,6 +503,7 @@ static Suite *suite(void)
     tcase_add_test(tc, queue_idle_for_long_gets_no_burst);
     tcase_add_test(tc, weight_change_at_run_time_changes_shares);
     tcase_add_test(tc, round_ends_after_driver_yield);
+    tcase_add_test(tc, yield_to_loop_ends_the_round_after_the_poll);
     tcase_add_test(tc, round_ends_after_max_polls_per_yield);
     tcase_add_test(tc, default_max_polls_per_yield_is_61);
     tcase_add_test(tc, should_yield_when_slice_spent_and_others_wait);

@@ -82,6 +82,19 @@ CW_EXTERN int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t s
 CW_EXTERN bool cw_should_yield(cw_cx *cx);
 
 /**
+ * Return to libevent after this poll: the round ends (the slice ends with
+ * reason ::CW_SLICE_DRIVER_YIELD, and cw_should_yield() says true for the
+ * rest of the poll). For a task that has just queued output in libevent
+ * (an evbuffer, a bufferevent, an evhttp reply: cw_http_reply() calls it)
+ * or started I/O whose answer it awaits, so that libevent flushes and polls
+ * now rather than after the rest of the round (up to driver_yield of other
+ * tasks' polls). The task is not woken: return ::CW_PENDING with a wake
+ * arranged, or ::CW_READY, as usual. Costs nothing on the poll path. NULL
+ * cx, or outside a poll: no-op.
+ */
+CW_EXTERN void cw_cx_yield_to_loop(cw_cx *cx);
+
+/**
  * End the running task with a panic: formats the message and unwinds (with
  * longjmp) to the poll boundary. With catch_panics on the task ends with
  * status ::CW_EPANIC, the message is kept for cw_join_panic_message() and
