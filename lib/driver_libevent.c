@@ -39,9 +39,20 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+    cw_executor *ex = arg;
     (void)fd;
     (void)what;
-    cw__executor_timers(arg);
+    bool pending = ex->round_pending;
+    cw__executor_timers(ex);
+    /* Sleeps due woke an idle executor: run the round in this pass of the
+     * loop rather than the next (saves an epoll_wait() and a timer update
+     * per wake). This pass has polled I/O already, and event_active() from
+     * a callback runs after the callbacks already active: the rule "I/O is
+     * polled between two rounds" holds. */
+    if (!pending && ex->round_pending) {
+        evtimer_del(ex->drv.round_ev);
+        event_active(ex->drv.round_ev, EV_TIMEOUT, 1);
+    }
 }
 
 int cw__driver_init(cw_executor *ex)

@@ -1571,17 +1571,19 @@ static void round_end(model *m)
 }
 
 /* One non-blocking turn of the loop (tenv_turn()). In a turn, in this
- * order: the timer (if the TIMER operation made it fire), the
- * notification fd (a round if none is pending), the pending round. */
+ * order: the timer (if the TIMER operation made it fire; a round its
+ * wakes ask for runs in this turn), the notification fd (a round if none
+ * is pending), the pending round. */
 static void op_turn(model *m)
 {
-    bool rp0 = m->round_pending;
     m->res.turns++;
     if (m->timer_active) {
         m->timer_active = false;
         fire(m);
     }
-    bool round = rp0;
+    /* a round pending, or one the timer's wakes asked for: the driver runs
+     * that one in this pass (event_active() from the timer's callback) */
+    bool round = m->round_pending;
     if (m->fd_signaled && m->watched) {
         m->fd_signaled = false;
         if (!m->round_pending)
