@@ -148,6 +148,7 @@ typedef struct cw_bev_wait {
  * @param w   the future (any previous content is overwritten: drop an
  *            armed one first).
  * @param bev the bufferevent (not owned).
+ * @param n   bytes to wait for.
  * NULL w: no-op. A NULL bev makes the first poll complete with -EINVAL.
  */
 CW_EXTERN void cw_bev_read_init(cw_bev_wait *w, struct bufferevent *bev, size_t n);
@@ -156,6 +157,8 @@ CW_EXTERN void cw_bev_read_init(cw_bev_wait *w, struct bufferevent *bev, size_t 
  * Wait for a line: each completed wait removes one line from the input
  * buffer with evbuffer_readln(input, &len, eol) and keeps it in the
  * future (cw_bev_line()), without its end-of-line.
+ * @param w   the future (as for cw_bev_read_init()).
+ * @param bev the bufferevent (not owned).
  * @param eol an enum evbuffer_eol_style (EVBUFFER_EOL_CRLF, _LF, ...).
  * @param max longest line accepted, in bytes: when more than max bytes
  *            are buffered with no end-of-line in them, the wait completes
