@@ -293,6 +293,8 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
         /* (the executor's polls and cpu_ns are the queues' sums: stats.c) */
         q->polls++;
         q->cpu_ns += dt;
+        uint64_t est = q->poll_est - (q->poll_est >> 3); /* the round budget */
+        q->poll_est = dt > est ? dt : est;
         if (ex->hist_on)
             cw__hist_record(&ex->stats.poll_ns, dt);
         int64_t past_end = (int64_t)(t1 - ex->slice_end);
@@ -318,10 +320,11 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
         if (--*polls_left == 0)
             return CW_SLICE_MAX_POLLS;
         /* The round's time budget: end it when one more poll as long as
-         * this one would end past it, so a round of long polls stays
-         * within driver_yield instead of overshooting by a poll (I/O
-         * waits for the round to end). */
-        if ((int64_t)(t1 + dt - ex->round_end) > 0)
+         * this queue's recent ones would end past it, so a round of long
+         * polls stays within driver_yield instead of overshooting by a
+         * poll (I/O waits for the round to end). The estimate is the
+         * longest recent poll, decaying by 1/8 per poll. */
+        if ((int64_t)(t1 + q->poll_est - ex->round_end) > 0)
             return CW_SLICE_DRIVER_YIELD;
         if (ex->preempt)
             return CW_SLICE_PREEMPTED;

@@ -206,6 +206,7 @@ struct cw_queue {
     uint64_t slices_ended[CW_SLICE_END_REASONS];
     uint64_t runnable_at;      /* clock when it became runnable */
     bool service_pending;      /* runnable, not yet served since */
+    uint64_t poll_est;         /* its polls' recent length (round budget) */
     cw_hist queue_delay_ns;
     cw_hist service_delay_ns;
 };

@@ -53,7 +53,8 @@
  *   runs (a round pending, or the notification fd signalled by a remote
  *   wake while the executor slept); a round polls at most
  *   max_polls_per_yield tasks and stops at the first poll after which one
- *   more poll as long would end past driver_yield; it does not return
+ *   more poll as long as the queue's recent ones (the longest, decaying by
+ *   1/8 per poll) would end past driver_yield; it does not return
  *   while tasks are runnable and budget is left (work conservation).
  * - Slices: every slice polls at least once and one queue only; a slice
  *   of the only runnable queue does not end while it has tasks (unless
@@ -172,6 +173,7 @@ typedef struct mq {
     int32_t head, tail;    /* FIFO of runnable tasks */
     uint32_t len;
     uint64_t spawned, completed, cancelled, panicked, polls, cpu, slices, preemptions;
+    uint64_t poll_est;     /* its polls' recent length: the round budget */
 } mq;
 
 typedef struct helper {
@@ -1347,9 +1349,14 @@ static cw_poll poll_finish(model *m, mtask *t, int res)
     if (m->inbox_n)
         drain(m);
     m->round_polls++;
-    /* the time budget: the round ends when one more poll as long as this
-     * one would end past driver_yield */
-    if (m->round_polls >= m->max_polls || m->clk + m->cur_cost - m->round_start > m->yield_ns)
+    /* the time budget: the round ends when one more poll as long as the
+     * queue's recent ones (the longest, decaying by 1/8 per poll) would
+     * end past driver_yield */
+    mq *pq = &m->qs[t->q];
+    pq->poll_est -= pq->poll_est >> 3;
+    if (m->cur_cost > pq->poll_est)
+        pq->poll_est = m->cur_cost;
+    if (m->round_polls >= m->max_polls || m->clk + pq->poll_est - m->round_start > m->yield_ns)
         m->must_end_round = true;
     m->last_others = others_runnable(m);
     if (m->last_others && m->clk - m->slice_start >= m->rmax)

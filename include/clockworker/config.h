@@ -89,9 +89,10 @@ CW_EXTERN void cw_config_set_min_slice(cw_config *cfg, uint64_t ns);
 
 /** Longest run of polls before the executor returns to libevent so that
  *  I/O is polled: after each poll, the round ends if one more poll as long
- *  as that one would end past this budget (so a round of long polls does
- *  not overshoot it by a poll; a single poll longer than the budget still
- *  runs whole). 0 restores the default (500 us). NULL cfg: no-op. */
+ *  as the queue's recent ones (the longest, decaying by 1/8 per poll)
+ *  would end past this budget, so a round of long polls does not overshoot
+ *  it by a poll; a single poll longer than the budget still runs whole.
+ *  0 restores the default (500 us). NULL cfg: no-op. */
 CW_EXTERN void cw_config_set_driver_yield(cw_config *cfg, uint64_t ns);
 
 /** Most polls between two returns to libevent. 0 restores the default
