@@ -92,6 +92,24 @@ static void w_finish(wnode *w, int result, bool wake)
         cw_waker_free(k);
 }
 
+/* A poll without a task (NULL cx, or a cx whose poll returned) ends the
+ * wait with -EINVAL. A future already waiting or granted leaves through
+ * its type's drop, so that what it was granted (a reserved value, a
+ * notification, permits) is passed on, not lost. */
+static bool w_bad_cx(const wnode *w, const cw_cx *cx)
+{
+    return (!cx || !cx->task) && (w->cw__state == W_WAITING || w->cw__state == W_GRANTED);
+}
+
+#define W_LEAVE_IF_BAD_CX(f, cx, drop)                 \
+    do {                                               \
+        if ((f) && w_bad_cx(&(f)->cw__w, (cx))) {      \
+            drop(f);                                   \
+            (f)->cw__w.cw__result = -EINVAL;           \
+            return CW_READY;                           \
+        }                                              \
+    } while (0)
+
 /* Poll prologue shared by every future: true when the poll must return
  * READY now (done, or a bad argument, which ends the wait). */
 static bool w_settled(wnode *w, cw_cx *cx)
@@ -501,6 +519,7 @@ void cw_chan_send_init(cw_chan_send *f, cw_chan *ch, const void *value)
 
 cw_poll cw_chan_send_poll(cw_chan_send *f, cw_cx *cx)
 {
+    W_LEAVE_IF_BAD_CX(f, cx, cw_chan_send_drop);
     if (!f || w_settled(&f->cw__w, cx))
         return CW_READY;
     if (f->cw__w.cw__state == W_WAITING)
@@ -538,6 +557,7 @@ void cw_chan_recv_init(cw_chan_recv *f, cw_chan *ch, void *out)
 
 cw_poll cw_chan_recv_poll(cw_chan_recv *f, cw_cx *cx)
 {
+    W_LEAVE_IF_BAD_CX(f, cx, cw_chan_recv_drop);
     if (!f || w_settled(&f->cw__w, cx))
         return CW_READY;
     cw_chan *ch = f->cw__w.cw__obj;
@@ -639,6 +659,7 @@ void cw_notify_wait_init(cw_notify_wait *f, cw_notify *n)
 
 cw_poll cw_notify_wait_poll(cw_notify_wait *f, cw_cx *cx)
 {
+    W_LEAVE_IF_BAD_CX(f, cx, cw_notify_wait_drop);
     if (!f || w_settled(&f->cw__w, cx))
         return CW_READY;
     cw_notify *n = f->cw__w.cw__obj;
@@ -756,8 +777,13 @@ void cw_sem_acquire_init(cw_sem_acquire *f, cw_sem *s, uint64_t n)
 
 cw_poll cw_sem_acquire_poll(cw_sem_acquire *f, cw_cx *cx)
 {
+    W_LEAVE_IF_BAD_CX(f, cx, cw_sem_acquire_drop);
     if (!f || w_settled(&f->cw__w, cx))
         return CW_READY;
+    if (f->cw__n == 0 && f->cw__w.cw__state != W_WAITING) { /* nothing to wait for */
+        w_finish(&f->cw__w, 0, false);
+        return CW_READY;
+    }
     cw_sem *s = f->cw__w.cw__obj;
     switch (f->cw__w.cw__state) {
     case W_WAITING:

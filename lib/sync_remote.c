@@ -154,13 +154,16 @@ static void aw_wake(cw_remote_chan *ch)
     }
 }
 
-/* Receiver side: register k (a borrowed waker), or NULL to unregister. */
-static void aw_register(cw_remote_chan *ch, const cw_waker *k)
+/* Receiver side: register k (a borrowed waker), or with k NULL unregister
+ * owner's registration (another receiver's, which replaced it, stays). */
+static void aw_register(cw_remote_chan *ch, const cw_waker *k, const cw_waker *owner)
 {
     unsigned expect = AW_WAITING;
     if (atomic_compare_exchange_strong(&ch->aw, &expect, AW_REGISTERING)) {
         cw_waker *old = NULL;
-        if (!cw_waker_will_wake(ch->waker, k)) {
+        if (!k && !cw_waker_will_wake(ch->waker, owner)) {
+            /* not ours: leave it */
+        } else if (!cw_waker_will_wake(ch->waker, k)) {
             old = ch->waker;
             ch->waker = cw_waker_clone(k);
         }
@@ -294,7 +297,7 @@ enum { RR_ZERO = 0, RR_INIT = 1, RR_WAITING = 2, RR_DONE = 3 };
 static cw_poll rr_done(cw_remote_chan_recv *f, int result)
 {
     if (f->cw__state == RR_WAITING)
-        aw_register(f->cw__ch, NULL);
+        aw_register(f->cw__ch, NULL, f->cw__who);
     f->cw__state = RR_DONE;
     f->cw__result = result;
     return CW_READY;
@@ -316,7 +319,8 @@ cw_poll cw_remote_chan_recv_poll(cw_remote_chan_recv *f, cw_cx *cx)
         return rr_done(f, r);
     /* Register, then look again: a value published before the
      * registration is seen now; one published after it wakes us. */
-    aw_register(f->cw__ch, k);
+    aw_register(f->cw__ch, k, NULL);
+    f->cw__who = k;
     f->cw__state = RR_WAITING;
     r = cw_remote_chan_try_recv(f->cw__ch, f->cw__out);
     if (r != -EAGAIN)

@@ -121,7 +121,10 @@ void cw__inbox_drain(cw_executor *ex)
     }
     while (fifo) {
         cw__task *next = fifo->inbox_next; /* read before re-arming */
-        atomic_store(&fifo->in_inbox, 0u);
+        /* an exchange, not a store: it reads the value a remote waker's
+         * exchange wrote, so that waker's writes happen before the poll
+         * this wake leads to (a store would not synchronise with it) */
+        atomic_exchange(&fifo->in_inbox, 0u);
         if (fifo->flags & CW__T_SPAWNING) /* cw_spawn_remote() */
             cw__spawn_remote_finish(ex, fifo);
         else if (!(fifo->flags & CW__T_DONE)) {

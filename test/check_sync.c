@@ -1006,6 +1006,91 @@ START_TEST(remote_chan_aborted_receiver_leaves_values_for_the_next)
 }
 END_TEST
 
+/* A waiting receiver's future polled without a task (a cx whose poll has
+ * returned) completes with -EINVAL and, like a drop, passes the value
+ * reserved for it on: the channel is not wedged. */
+static cw_cx *g_cx;
+static cw_chan_recv *g_rx;
+
+static cw_poll capture_poll(void *state, cw_cx *cx)
+{
+    struct waiter *w = state;
+    g_cx = cx;
+    g_rx = &w->f.crx;
+    return waiter_poll(state, cx);
+}
+
+START_TEST(chan_receiver_polled_without_a_task_passes_its_value_on)
+{
+    tenv e;
+    env_up(&e);
+    cw_chan *ch;
+    ck_assert_int_eq(cw_chan_new(1, sizeof(int), &ch), 0);
+    struct waiter w0 = {.kind = K_CHAN_RECV, .obj = ch, .tag = 1};
+    cw_join *r1;
+    ck_assert_int_eq(cw_spawn(queue(&e), capture_poll, &w0, sizeof w0, waiter_drop, &r1), 0);
+    turns(&e, 3);
+    ck_assert(pending(r1));
+    int v = 42;
+    ck_assert_int_eq(cw_chan_try_send(ch, &v), 0); /* reserved for r1 */
+    ck_assert_int_eq(cw_chan_recv_poll(g_rx, g_cx), CW_READY); /* no task now */
+    ck_assert_int_eq(cw_chan_recv_result(g_rx), -EINVAL);
+    int x = 0;
+    ck_assert_int_eq(cw_chan_try_recv(ch, &x), 0); /* not lost, not wedged */
+    ck_assert_int_eq(x, 42);
+    ck_assert_int_eq(cw_chan_try_send(ch, &v), 0);
+    cw_join_free(r1);
+    cw_chan_free(ch);
+    tenv_free(&e);
+}
+END_TEST
+
+/* A zero-permit acquire is ready at once, even behind a waiting one. */
+START_TEST(sem_acquire_of_zero_is_ready_at_once_while_others_wait)
+{
+    tenv e;
+    env_up(&e);
+    cw_sem *sem;
+    ck_assert_int_eq(cw_sem_new(0, &sem), 0);
+    cw_join *big = spawn_w(&e, K_SEM, sem, 1, 0, 5);
+    turns(&e, 3);
+    ck_assert(pending(big));
+    cw_join *zero = spawn_w(&e, K_SEM, sem, 2, 0, 0);
+    turns(&e, 3);
+    ck_assert_int_eq(done(zero)->result, 0);
+    ck_assert(pending(big));
+    cw_join_abort(big);
+    cw_join_free(big);
+    cw_join_free(zero);
+    cw_sem_free(sem);
+    tenv_free(&e);
+}
+END_TEST
+
+/* A receiver whose registration was replaced by a second one does not
+ * take the second one's registration away when it is dropped. */
+START_TEST(remote_chan_dropping_a_replaced_receiver_keeps_the_new_registration)
+{
+    tenv e;
+    env_up(&e);
+    cw_remote_chan *ch;
+    ck_assert_int_eq(cw_remote_chan_new(4, sizeof(int), &ch), 0);
+    cw_join *a = spawn_w(&e, K_RCHAN_RECV, ch, 1, 0, 0);
+    turns(&e, 3);
+    cw_join *b = spawn_w(&e, K_RCHAN_RECV, ch, 2, 0, 0); /* replaces a's */
+    turns(&e, 3);
+    ck_assert(pending(a) && pending(b));
+    cw_join_abort(a); /* its drop must leave b registered */
+    ck_assert_int_eq(cw_remote_chan_send(ch, &(int){9}), 0);
+    turns(&e, 5);
+    ck_assert_int_eq(done(b)->value, 9);
+    cw_join_free(a);
+    cw_join_free(b);
+    cw_remote_chan_free(ch);
+    tenv_free(&e);
+}
+END_TEST
+
 /* ======================================================================== */
 /* cw_spawn_remote */
 
@@ -1405,6 +1490,9 @@ static Suite *suite(void)
     tcase_add_test(tc, sem_permits_granted_to_an_aborted_waiter_go_back);
     tcase_add_test(tc, remote_chan_capacity_fifo_close_and_bad_arguments);
     tcase_add_test(tc, remote_chan_aborted_receiver_leaves_values_for_the_next);
+    tcase_add_test(tc, chan_receiver_polled_without_a_task_passes_its_value_on);
+    tcase_add_test(tc, sem_acquire_of_zero_is_ready_at_once_while_others_wait);
+    tcase_add_test(tc, remote_chan_dropping_a_replaced_receiver_keeps_the_new_registration);
     tcase_add_test(tc, spawn_remote_survives_executor_free_cancelling_and_refusing);
     tcase_add_test(tc, spawn_remote_bad_arguments_and_panic_status);
     tcase_add_test(tc, constructors_out_of_memory_give_enomem_and_leak_nothing);

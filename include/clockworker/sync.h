@@ -63,7 +63,14 @@
  *   (or stays in the primitive). `_drop` on a future never polled, ready,
  *   or already dropped costs a test. A dropped future is finished: a poll
  *   gives ::CW_READY with result -ECANCELED (unless it had completed
- *   before). NULL is a no-op everywhere.
+ *   before). NULL is a no-op everywhere. A task that returns ::CW_READY
+ *   while one of its futures still waits (a select where another branch
+ *   won) must `_drop` that future first: with a join handle held, the
+ *   drop function runs only when the handle is freed, and until then the
+ *   future keeps its place (and whatever was handed to it).
+ * - A poll with a NULL cx, or a cx whose poll has returned, completes the
+ *   future with -EINVAL; one that was waiting leaves as by `_drop`
+ *   (nothing handed to it is lost).
  * - A future holds a pointer to its primitive and to the caller's
  *   buffers; the buffers (usually fields of the same state) must stay
  *   valid while the future waits. Do not copy a future that waits (the
@@ -284,8 +291,10 @@ CW_EXTERN void cw_chan_close(cw_chan *ch);
 CW_EXTERN int cw_chan_try_send(cw_chan *ch, const void *value);
 
 /**
- * Receive without waiting: copy the oldest value not reserved for a
- * waiting receiver to out (size bytes; NULL allowed when size is 0).
+ * Receive without waiting: copy the oldest value to out (size bytes;
+ * NULL allowed when size is 0), if the ring holds more values than are
+ * reserved for waiting receivers (reservations are counts, not slots: a
+ * waiting receiver then gets the next value, and nothing is lost).
  * @return 0; -EAGAIN if there is none; -EPIPE if closed and drained;
  *         -EINVAL for NULL ch, or NULL out with size > 0.
  * Frees a slot, so the first waiting sender completes.
@@ -370,6 +379,7 @@ typedef struct cw_remote_chan_recv {
     void *cw__out;          /**< private */
     int cw__state;          /**< private */
     int cw__result;         /**< private */
+    const cw_waker *cw__who; /**< private: the waker it registered */
 } cw_remote_chan_recv;
 
 /**
@@ -536,7 +546,8 @@ CW_EXTERN int cw_sem_release(cw_sem *s, uint64_t n);
  *  not run yet); 0 for NULL. */
 CW_EXTERN uint64_t cw_sem_available(const cw_sem *s);
 
-/** Prepare a wait for n permits (0 is ready at once). NULL f: no-op. */
+/** Prepare a wait for n permits (0 is ready at once, even while others
+ *  wait). NULL f: no-op. */
 CW_EXTERN void cw_sem_acquire_init(cw_sem_acquire *f, cw_sem *s, uint64_t n);
 
 /**
