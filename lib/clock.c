@@ -13,8 +13,12 @@
  *
  * with the anchor taken from clock_gettime() at least every millisecond of
  * counter time, and ns_per_tick measured over the whole time since the
- * clock started (so its error shrinks as the process runs). Readings never
- * go backwards (a re-anchoring that would step back a few ns is clamped).
+ * clock started (so its error shrinks as the process runs). At each
+ * anchor the counter is checked against the clock: if it went backwards,
+ * or predicted the time since the last anchor off by more than 1% (a
+ * suspend during which the counter ran), the rate is measured again from
+ * there. Readings never go backwards (a re-anchoring that would step back
+ * a few ns is clamped).
  * Until the first millisecond has passed, and on any other machine, every
  * reading is clock_gettime(). An injected clock (cw_config_set_clock())
  * replaces all of this.
@@ -44,6 +48,75 @@ uint64_t cw__monotonic_ns(void *arg)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* ns since the anchor for ticks, by the measured rate (2^32 fixed point). */
+static inline uint64_t ticks_to_ns(const struct cw__clock *c, uint64_t ticks)
+{
+    return (uint64_t)(((unsigned __int128)ticks * c->ns_per_tick_q32) >> 32);
+}
+
+/* Start measuring the rate again from (tsc, ns): readings come from
+ * clock_gettime() until a millisecond has passed. */
+static void recalibrate(struct cw__clock *c, uint64_t tsc, uint64_t ns)
+{
+    c->calibrated = false;
+    c->start_tsc = tsc;
+    c->start_ns = ns;
+}
+
+static uint64_t anchor(struct cw__clock *c, uint64_t tsc, uint64_t (*mono)(void *))
+{
+    uint64_t ns = mono(NULL);
+    if (c->calibrated) {
+        /* Does the counter still agree with the clock since the last
+         * anchor? It may not: it went backwards (reset on resume, another
+         * CPU's counter), or it ran while the clock stood (suspend). Then
+         * the rate measured so far is wrong: measure it again. */
+        uint64_t wticks = tsc - c->anchor_tsc, wns = ns - c->anchor_ns;
+        uint64_t predicted = ticks_to_ns(c, wticks);
+        uint64_t diff = predicted > wns ? predicted - wns : wns - predicted;
+        if ((int64_t)wticks < 0 || diff > wns / 100 + 1000)
+            recalibrate(c, tsc, ns);
+    }
+    uint64_t dticks = tsc - c->start_tsc, dns = ns - c->start_ns;
+    if ((int64_t)dticks > 0 && dns >= ANCHOR_NS) {
+        c->ns_per_tick_q32 = (uint64_t)(((unsigned __int128)dns << 32) / dticks);
+        if (c->ns_per_tick_q32 == 0) {
+            recalibrate(c, tsc, ns); /* a counter far faster than 4 GHz/ns: no */
+        } else {
+            c->anchor_ticks = (uint64_t)(((unsigned __int128)ANCHOR_NS << 32) / c->ns_per_tick_q32);
+            c->calibrated = true;
+        }
+    } else if ((int64_t)dticks < 0) {
+        recalibrate(c, tsc, ns);
+    }
+    c->anchor_ns = ns;
+    c->anchor_tsc = tsc;
+    return ns;
+}
+
+uint64_t cw__clock_read(struct cw__clock *c, uint64_t tsc, uint64_t (*mono)(void *))
+{
+    uint64_t ns;
+    if (__builtin_expect(c->calibrated, 1)) {
+        uint64_t ticks = tsc - c->anchor_tsc;
+        ns = ticks < c->anchor_ticks ? c->anchor_ns + ticks_to_ns(c, ticks) : anchor(c, tsc, mono);
+    } else {
+        ns = anchor(c, tsc, mono);
+    }
+    if ((int64_t)(ns - c->last_ns) < 0)
+        ns = c->last_ns; /* never backwards */
+    c->last_ns = ns;
+    return ns;
+}
+
+void cw__clock_start(struct cw__clock *c, uint64_t tsc, uint64_t ns)
+{
+    memset(c, 0, sizeof *c);
+    c->anchor_tsc = tsc;
+    c->anchor_ns = c->last_ns = ns;
+    recalibrate(c, tsc, ns);
+}
+
 #ifdef CW__HAVE_TSC
 static bool tsc_usable;
 static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
@@ -60,41 +133,9 @@ static void tsc_probe(void)
     tsc_usable = n >= 3 && strncmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n');
 }
 
-/* ns since the anchor for ticks, by the measured rate (2^32 fixed point). */
-static inline uint64_t ticks_to_ns(const struct cw__clock *c, uint64_t ticks)
-{
-    return (uint64_t)(((unsigned __int128)ticks * c->ns_per_tick_q32) >> 32);
-}
-
-static uint64_t anchor(struct cw__clock *c)
-{
-    uint64_t tsc = __rdtsc();
-    uint64_t ns = cw__monotonic_ns(NULL);
-    uint64_t dticks = tsc - c->start_tsc, dns = ns - c->start_ns;
-    if (dticks > 0 && dns >= ANCHOR_NS) {
-        c->ns_per_tick_q32 = (uint64_t)(((unsigned __int128)dns << 32) / dticks);
-        c->anchor_ticks = (uint64_t)(((unsigned __int128)ANCHOR_NS << 32) / c->ns_per_tick_q32);
-        c->calibrated = true;
-    }
-    c->anchor_ns = ns;
-    c->anchor_tsc = tsc;
-    return ns;
-}
-
 uint64_t cw__clock_now(void *arg)
 {
-    struct cw__clock *c = arg;
-    uint64_t ns;
-    if (__builtin_expect(c->calibrated, 1)) {
-        uint64_t ticks = __rdtsc() - c->anchor_tsc;
-        ns = ticks < c->anchor_ticks ? c->anchor_ns + ticks_to_ns(c, ticks) : anchor(c);
-    } else {
-        ns = anchor(c);
-    }
-    if ((int64_t)(ns - c->last_ns) < 0)
-        ns = c->last_ns; /* never backwards */
-    c->last_ns = ns;
-    return ns;
+    return cw__clock_read(arg, __rdtsc(), cw__monotonic_ns);
 }
 
 bool cw__clock_init(struct cw__clock *c)
@@ -102,9 +143,7 @@ bool cw__clock_init(struct cw__clock *c)
     pthread_once(&tsc_once, tsc_probe);
     if (!tsc_usable)
         return false;
-    memset(c, 0, sizeof *c);
-    c->start_tsc = c->anchor_tsc = __rdtsc();
-    c->start_ns = c->anchor_ns = c->last_ns = cw__monotonic_ns(NULL);
+    cw__clock_start(c, __rdtsc(), cw__monotonic_ns(NULL));
     return true;
 }
 #else

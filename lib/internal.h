@@ -191,6 +191,9 @@ struct cw__clock {
 
 uint64_t cw__monotonic_ns(void *arg);   /* clock_gettime(CLOCK_MONOTONIC) */
 uint64_t cw__clock_now(void *clock);    /* arg: struct cw__clock * */
+/* The same from a counter value and a clock (tests drive them). */
+uint64_t cw__clock_read(struct cw__clock *c, uint64_t tsc, uint64_t (*mono)(void *));
+void cw__clock_start(struct cw__clock *c, uint64_t tsc, uint64_t ns);
 bool cw__clock_init(struct cw__clock *c); /* false: use cw__monotonic_ns */
 
 /* ---- executor ----------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "internal.h"
 
 #define US 1000ull
 #define MS 1000000ull
@@ -301,6 +302,54 @@ START_TEST(default_clock_is_monotonic_and_tracks_clock_monotonic)
 }
 END_TEST
 
+/* lib/clock.c's extrapolation, driven with a simulated counter and clock:
+ * a 3 GHz counter that agrees with the clock, then a suspend (the counter
+ * ran 7 hours while the clock moved 1 ms) or a counter reset to ~0. After
+ * each, readings must follow the clock, not the counter. */
+static uint64_t sim_ns;
+static uint64_t sim_mono(void *arg)
+{
+    (void)arg;
+    return sim_ns;
+}
+
+static void sim_run(struct cw__clock *c, uint64_t *tsc, uint64_t ns, uint64_t slack,
+                    uint64_t *prev)
+{
+    for (uint64_t t = 0; t < ns; t += 10000) { /* 10 us steps */
+        sim_ns += 10000;
+        *tsc += 30000;
+        uint64_t r = cw__clock_read(c, *tsc, sim_mono);
+        uint64_t err = r > sim_ns ? r - sim_ns : sim_ns - r;
+        ck_assert_msg(err <= slack, "reading %llu, clock %llu", (unsigned long long)r,
+                      (unsigned long long)sim_ns);
+        ck_assert_uint_ge(r, *prev);
+        *prev = r;
+    }
+}
+
+START_TEST(clock_extrapolation_follows_the_clock_across_suspend_and_counter_reset)
+{
+    struct cw__clock c;
+    uint64_t tsc = 1000000000000ull, prev = 0;
+    sim_ns = 5000000000ull;
+    cw__clock_start(&c, tsc, sim_ns);
+    sim_run(&c, &tsc, 5000000, 1000, &prev); /* calibrates after 1 ms */
+    ck_assert(c.calibrated);
+
+    /* suspend: the counter ran 7 h, the clock 1 ms */
+    tsc += 3ull * 7 * 3600 * 1000000000ull;
+    sim_ns += 1000000;
+    sim_run(&c, &tsc, 5000000, 1000, &prev);
+    ck_assert(c.calibrated);
+
+    /* the counter starts again from near 0 */
+    tsc = 1000;
+    sim_run(&c, &tsc, 5000000, 1000, &prev);
+    ck_assert(c.calibrated);
+}
+END_TEST
+
 START_TEST(accessors_handle_null)
 {
     ck_assert_ptr_null(cw_executor_queue(NULL, 1));
@@ -335,6 +384,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hist_quantile_interpolates_within_a_bucket);
     tcase_add_test(tc, accessors_handle_null);
     tcase_add_test(tc, default_clock_is_monotonic_and_tracks_clock_monotonic);
+    tcase_add_test(tc, clock_extrapolation_follows_the_clock_across_suspend_and_counter_reset);
     suite_add_tcase(s, tc);
     return s;
 }
