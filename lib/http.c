@@ -36,6 +36,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -51,6 +52,7 @@ struct cw_http_route {
     cw_http_handler h;
     size_t refs;             /* the owner + one per live request task */
     bool registered;
+    struct cw_http_route *gen_next; /* in gen_routes while the generic one */
     cw_http_route_stats st;
     unsigned char *tmpl;     /* zeroed struct http_task + user state */
     size_t tmpl_size;
@@ -275,6 +277,40 @@ int cw_http_set_cb(struct evhttp *http, const char *path, cw_queue *q, const cw_
     return 0;
 }
 
+/* The generic route registered on each evhttp, so that setting a new one
+ * marks the one it replaces as unregistered (freeing that one must not
+ * unset the new one). Any thread may run its own evhttp: a lock. */
+static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
+static cw_http_route *gen_routes;
+
+static void gen_unlink(cw_http_route *r)
+{
+    for (cw_http_route **p = &gen_routes; *p; p = &(*p)->gen_next)
+        if (*p == r) {
+            *p = r->gen_next;
+            r->gen_next = NULL;
+            return;
+        }
+}
+
+static void gen_register(cw_http_route *r)
+{
+    pthread_mutex_lock(&gen_lock);
+    for (cw_http_route **p = &gen_routes; *p;) {
+        cw_http_route *old = *p;
+        if (old->http == r->http) { /* replaced */
+            old->registered = false;
+            *p = old->gen_next;
+            old->gen_next = NULL;
+        } else {
+            p = &old->gen_next;
+        }
+    }
+    r->gen_next = gen_routes;
+    gen_routes = r;
+    pthread_mutex_unlock(&gen_lock);
+}
+
 int cw_http_set_gencb(struct evhttp *http, cw_queue *q, const cw_http_handler *h,
                       cw_http_route **route)
 {
@@ -284,6 +320,7 @@ int cw_http_set_gencb(struct evhttp *http, cw_queue *q, const cw_http_handler *h
     int err = route_new(http, NULL, q, h, &r);
     if (err < 0)
         return err;
+    gen_register(r);
     evhttp_set_gencb(http, on_request, r);
     r->registered = true;
     *route = r;
@@ -295,10 +332,14 @@ void cw_http_route_free(cw_http_route *r)
     if (!r)
         return;
     if (r->registered) {
-        if (r->path)
+        if (r->path) {
             evhttp_del_cb(r->http, r->path);
-        else
+        } else {
+            pthread_mutex_lock(&gen_lock);
+            gen_unlink(r);
+            pthread_mutex_unlock(&gen_lock);
             evhttp_set_gencb(r->http, NULL, NULL);
+        }
         r->registered = false;
     }
     route_release(r);

@@ -265,6 +265,34 @@ START_TEST(generic_route_serves_other_paths_and_sees_the_body)
 }
 END_TEST
 
+/* A generic route replaced by a newer one: freeing the old one leaves the
+ * new one serving (evhttp has one generic callback). */
+START_TEST(freeing_a_replaced_generic_route_keeps_its_successor)
+{
+    server s;
+    server_open(&s, false);
+    cw_http_handler h = {.poll = handler_poll,
+                         .state_size = sizeof(hstate),
+                         .init = handler_init,
+                         .drop = counting_drop,
+                         .arg = &s.sn};
+    cw_http_route *newer;
+    ck_assert_int_eq(
+        cw_http_set_gencb(s.http, cw_executor_queue(s.env.ex, Q_HTTP), &h, &newer), 0);
+    cw_http_route_free(s.gen); /* the replaced one */
+    s.gen = newer;
+    int fd = client_connect(s.port);
+    client_send(fd, get_req("/other/y"));
+    char resp[4096];
+    client_read_all(&s, fd, resp, sizeof resp);
+    close(fd);
+    ck_assert_msg(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "response: %s", resp);
+    ck_assert_uint_eq(s.sn.queue_id, Q_HTTP);
+    ck_assert_uint_eq(route_stats(newer).replied, 1);
+    server_close(&s);
+}
+END_TEST
+
 START_TEST(keep_alive_connection_serves_requests_one_after_another)
 {
     server s;
@@ -459,6 +487,7 @@ static Suite *http_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, handler_runs_as_a_task_on_its_queue_and_the_reply_reaches_the_client);
     tcase_add_test(tc, generic_route_serves_other_paths_and_sees_the_body);
+    tcase_add_test(tc, freeing_a_replaced_generic_route_keeps_its_successor);
     tcase_add_test(tc, keep_alive_connection_serves_requests_one_after_another);
     tcase_add_test(tc, task_that_ends_without_replying_gets_a_500);
     tcase_add_test(tc, panicking_handler_gets_a_500_and_its_drop_runs);
