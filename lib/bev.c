@@ -108,7 +108,8 @@ static int event_result(const cw_bev_wait *w, short what, int err)
     return w->cw__kind == BW_EVENT ? 0 : -EPIPE; /* EOF */
 }
 
-/* Install our callbacks and watermark. 0, or -EBUSY. */
+/* Install our callbacks and watermark. 0, -EBUSY, or -EIO when the
+ * bufferevent cannot be enabled (then nothing changed). */
 static int arm(cw_bev_wait *w, cw_waker *k)
 {
     struct bufferevent *bev = w->cw__bev;
@@ -147,7 +148,12 @@ static int arm(cw_bev_wait *w, cw_waker *k)
         break;
     }
     bufferevent_setcb(bev, bw_readcb, bw_writecb, bw_eventcb, w);
-    bufferevent_enable(bev, dir);
+    if (bufferevent_enable(bev, dir) < 0) {
+        /* nothing would wake the task: put things back, fail the wait */
+        bufferevent_setwatermark(bev, dir, low, high);
+        bufferevent_setcb(bev, rcb, wcb, ecb, arg);
+        return -EIO;
+    }
     w->cw__waker = cw_waker_clone(k);
     w->cw__state = BW_ARMED;
     return 0;

@@ -24,6 +24,8 @@
  *     -EIO when it was 0) for BEV_EVENT_ERROR;
  *   - -ETIMEDOUT for BEV_EVENT_TIMEOUT (bufferevent_set_timeouts());
  *   - -EBUSY: another future is waiting on the same bufferevent;
+ *   - -EIO: the bufferevent could not be enabled (bufferevent_enable()
+ *     failed: nothing could wake the task);
  *   - -EMSGSIZE: (line) more than max bytes arrived without an EOL;
  *   - -EINVAL: a zeroed or dropped future, NULL bufferevent, NULL cx.
  * cw_bev_events() gives the raw BEV_EVENT_* flags of the event that ended
@@ -92,7 +94,11 @@
  * cw_bev_wait in its state, before the bufferevent is freed, so that a
  * task aborted, panicking or cancelled by cw_executor_free() while it
  * waits leaves no callback behind that points into freed memory. A
- * future that is dropped, or that completed, holds nothing.
+ * future that is dropped holds nothing; one that completed holds nothing
+ * but the line a line wait read (cw_bev_line()), which its next poll or
+ * cw_bev_drop() frees: drop a completed line wait before initialising it
+ * again (an init does not free it: it cannot tell an old future from
+ * uninitialised memory).
  *
  * Threads: executor thread only; the bufferevent must belong to the
  * executor's event_base (its callbacks run on that thread). Deferred
@@ -204,8 +210,8 @@ CW_EXTERN short cw_bev_events(const cw_bev_wait *w);
 
 /**
  * The line the last completed line wait read, NUL-terminated, without its
- * end-of-line; owned by the future, valid until its next poll, init or
- * drop. NULL if there is none (or NULL w). *len (if len is not NULL) gets
+ * end-of-line; owned by the future, valid until its next poll or
+ * cw_bev_drop() (which free it; an init does not: drop first). NULL if there is none (or NULL w). *len (if len is not NULL) gets
  * its length (0 with NULL).
  */
 CW_EXTERN const char *cw_bev_line(const cw_bev_wait *w, size_t *len);
