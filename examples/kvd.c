@@ -357,9 +357,16 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     kvd *d = arg;
     (void)fd;
     (void)what;
-    if (d->in_flight <= 0 || ++d->drain_ticks >= DRAIN_MAX_TICKS) {
-        if (d->in_flight > 0)
-            fprintf(stderr, "kvd: %ld requests still in flight, closing anyway\n", d->in_flight);
+    /* In flight: replies not flushed yet (on_complete), and in
+     * clockworker mode also requests whose task has not replied yet, run
+     * or not (the route counts them from their arrival). */
+    long waiting = d->in_flight;
+    cw_http_route_stats rs;
+    if (d->route && cw_http_route_stats_get(d->route, &rs) == 0)
+        waiting += (long)rs.in_flight;
+    if (waiting <= 0 || ++d->drain_ticks >= DRAIN_MAX_TICKS) {
+        if (waiting > 0)
+            fprintf(stderr, "kvd: %ld requests still in flight, closing anyway\n", waiting);
         event_base_loopbreak(d->base);
         return;
     }
