@@ -34,14 +34,7 @@
 
 /* ---- the server process -------------------------------------------------------- */
 
-typedef struct server_proc {
-    pid_t pid;  /* -1: not running */
-    int out;    /* read end of its stdout */
-    FILE *err;  /* its stderr (an unlinked temporary file) */
-    int port;
-} server_proc;
-
-static server_proc srv = {.pid = -1, .out = -1};
+static child_proc srv = CHILD_PROC_INIT; /* the echo server */
 
 /* The counters the server prints on stderr when it shuts down. */
 typedef struct server_stats {
@@ -50,49 +43,11 @@ typedef struct server_stats {
     unsigned long long fg_polls, fg_cpu_ns, bg_polls, bg_cpu_ns, bg_chunks;
 } server_stats;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Everything the server wrote on stderr so far (static buffer). */
-static const char *server_stderr(void)
-{
-    static char text[8192];
-    text[0] = '\0';
-    if (!srv.err)
-        return text;
-    fflush(srv.err);
-    if (fseek(srv.err, 0, SEEK_SET) != 0)
-        return "(cannot read the server's stderr)";
-    size_t n = fread(text, 1, sizeof text - 1, srv.err);
-    text[n] = '\0';
-    return text;
-}
-
-static void server_kill(void)
-{
-    if (srv.pid > 0) {
-        kill(srv.pid, SIGKILL);
-        while (waitpid(srv.pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        srv.pid = -1;
-    }
-}
-
 /* Checked fixture: runs after each test, also after a failure when Check
  * does not fork; when it forks, PR_SET_PDEATHSIG kills the server. */
 static void teardown(void)
 {
-    server_kill();
-    if (srv.out >= 0)
-        close(srv.out);
-    srv.out = -1;
-    if (srv.err)
-        fclose(srv.err);
-    srv.err = NULL;
+    child_close(&srv);
 }
 
 /* Fail the test (the fixture or the parent's death kills the server). */
@@ -102,65 +57,15 @@ static void teardown(void)
  * and read the port from its first line. */
 static void server_start(int nbg, int sndbuf)
 {
-    const char *top = getenv("top_builddir");
-    if (!top || !*top)
-        top = ".";
-    char path[4096];
-    require(snprintf(path, sizeof path, "%s/examples/echo_server", top) < (int)sizeof path,
-            "path too long");
-    require(access(path, X_OK) == 0, "%s: %s (make builds it)", path, strerror(errno));
-
-    int pfd[2];
-    require(pipe2(pfd, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
-    srv.out = pfd[0];
-    srv.err = tmpfile();
-    require(srv.err != NULL, "tmpfile: %s", strerror(errno));
-    require(fcntl(fileno(srv.err), F_SETFD, FD_CLOEXEC) == 0, "fcntl: %s", strerror(errno));
     char bg[16], sb[16];
     snprintf(bg, sizeof bg, "%d", nbg);
     snprintf(sb, sizeof sb, "%d", sndbuf);
-
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    require(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* die with the test process, whatever ends it */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-            _exit(126);
-        if (dup2(pfd[1], STDOUT_FILENO) < 0 || dup2(fileno(srv.err), STDERR_FILENO) < 0)
-            _exit(126);
-        execl(path, path, "--port", "0", "--bg", bg, "--sndbuf", sb, (char *)NULL);
-        _exit(127);
-    }
-    srv.pid = pid;
-    close(pfd[1]);
+    const char *args[] = {"--port", "0", "--bg", bg, "--sndbuf", sb, NULL};
+    child_start(&srv, "examples/echo_server", args);
 
     /* Its first line says where it listens. */
     char line[256];
-    size_t len = 0;
-    int64_t deadline = now_ms() + HANG_MS;
-    while (len == 0 || line[len - 1] != '\n') {
-        require(len < sizeof line - 1, "first line too long: %.*s", (int)len, line);
-        int64_t left = deadline - now_ms();
-        require(left > 0, "no `listening on` line within %d ms; stderr: %s", HANG_MS,
-                server_stderr());
-        struct pollfd p = {.fd = srv.out, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        require(r >= 0, "poll: %s", strerror(errno));
-        if (r == 0)
-            continue;
-        ssize_t n = read(srv.out, line + len, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        require(n > 0, "server closed stdout before listening (%s); stderr: %s",
-                n == 0 ? "EOF" : strerror(errno), server_stderr());
-        len++;
-    }
-    line[len] = '\0';
+    child_first_line(&srv, line, sizeof line, HANG_MS);
     int port = -1;
     char nl = 0;
     require(sscanf(line, "listening on 127.0.0.1:%d%c", &port, &nl) == 2 && nl == '\n' &&
@@ -175,14 +80,14 @@ static int server_stop(int sig)
 {
     require(kill(srv.pid, sig) == 0, "kill: %s", strerror(errno));
     int status = 0;
-    int64_t deadline = now_ms() + HANG_MS;
+    int64_t deadline = test_now_ms() + HANG_MS;
     for (;;) {
         pid_t r = waitpid(srv.pid, &status, WNOHANG);
         if (r == srv.pid)
             break;
         require(r == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        require(now_ms() < deadline, "server still running %d ms after signal %d; stderr: %s",
-                HANG_MS, sig, server_stderr());
+        require(test_now_ms() < deadline, "server still running %d ms after signal %d; stderr: %s",
+                HANG_MS, sig, child_stderr(&srv));
         poll(NULL, 0, 5);
     }
     srv.pid = -1;
@@ -199,13 +104,13 @@ static void require_clean_exit(int status)
 {
     require(WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "server ended with %s %d; stderr: %s", WIFEXITED(status) ? "status" : "signal",
-            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), server_stderr());
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), child_stderr(&srv));
 }
 
 static server_stats server_stats_read(void)
 {
     server_stats s;
-    const char *text = server_stderr();
+    const char *text = child_stderr(&srv);
     const char *p = strstr(text, "echo_server: stats: ");
     require(p != NULL, "no stats line on the server's stderr: %s", text);
     require(sscanf(p,
@@ -290,7 +195,7 @@ static void clients_run(client *cl, size_t n)
         if (cl[i].sent == cl[i].len)
             client_sent_all(&cl[i], i);
     }
-    int64_t last_progress = now_ms();
+    int64_t last_progress = test_now_ms();
 
     while (left > 0) {
         nfds_t m = 0;
@@ -306,7 +211,7 @@ static void clients_run(client *cl, size_t n)
             p[m] = (struct pollfd){.fd = c->fd, .events = ev};
             who[m++] = i;
         }
-        int64_t wait = HANG_MS - (now_ms() - last_progress);
+        int64_t wait = HANG_MS - (test_now_ms() - last_progress);
         if (wait <= 0) {
             size_t sent = 0, got = 0, total = 0;
             for (size_t i = 0; i < n; i++) {
@@ -316,7 +221,7 @@ static void clients_run(client *cl, size_t n)
             }
             ck_abort_msg("no progress for %d ms: %zu clients unfinished, %zu of %zu bytes "
                          "sent, %zu echoed; server stderr: %s",
-                         HANG_MS, left, sent, total, got, server_stderr());
+                         HANG_MS, left, sent, total, got, child_stderr(&srv));
         }
         int r = poll(p, m, (int)wait);
         if (r < 0 && errno == EINTR)
@@ -336,7 +241,7 @@ static void clients_run(client *cl, size_t n)
                 if (w > 0) {
                     c->sent += (size_t)w;
                     c->blocked = (size_t)w < want; /* a short send: the buffer is full */
-                    last_progress = now_ms();
+                    last_progress = test_now_ms();
                     if (c->sent == c->len)
                         client_sent_all(c, i);
                 } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -362,7 +267,7 @@ static void clients_run(client *cl, size_t n)
                                      (unsigned char)c->out[c->got + at]);
                     }
                     c->got += g;
-                    last_progress = now_ms();
+                    last_progress = test_now_ms();
                 } else if (got == 0) {
                     require(c->got == c->len,
                             "client %zu: server closed the connection after echoing %zu of "
@@ -372,7 +277,7 @@ static void clients_run(client *cl, size_t n)
                     c->fd = -1;
                     c->done = true;
                     left--;
-                    last_progress = now_ms();
+                    last_progress = test_now_ms();
                 } else {
                     require(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR,
                             "client %zu: recv after %zu bytes: %s", i, c->got,
@@ -454,10 +359,10 @@ START_TEST(clients_that_close_at_once_are_closed_and_do_not_disturb_others)
 
     /* every accepted socket gets closed (eventually: the server sees the
      * EOFs in its own time; the guard only bounds a hang) */
-    int64_t deadline = now_ms() + HANG_MS;
+    int64_t deadline = test_now_ms() + HANG_MS;
     int fds;
     while ((fds = server_fd_count()) != baseline) {
-        require(now_ms() < deadline, "server holds %d descriptors, %d before the clients came",
+        require(test_now_ms() < deadline, "server holds %d descriptors, %d before the clients came",
                 fds, baseline);
         poll(NULL, 0, 5);
     }
@@ -511,13 +416,13 @@ START_TEST(sigint_with_a_connection_open_exits_zero_after_dropping_it)
     server_start(1, 0);
     /* a conversation in progress: one line echoed, the connection open */
     client c = {.fd = client_connect(0), .out = "hello\n", .len = 6};
-    int64_t deadline = now_ms() + HANG_MS;
+    int64_t deadline = test_now_ms() + HANG_MS;
     require(send(c.fd, c.out, c.len, MSG_NOSIGNAL) == (ssize_t)c.len, "send: %s",
             strerror(errno));
     char buf[16];
     while (c.got < c.len) {
-        int64_t left = deadline - now_ms();
-        require(left > 0, "no echo within %d ms; stderr: %s", HANG_MS, server_stderr());
+        int64_t left = deadline - test_now_ms();
+        require(left > 0, "no echo within %d ms; stderr: %s", HANG_MS, child_stderr(&srv));
         struct pollfd p = {.fd = c.fd, .events = POLLIN};
         if (poll(&p, 1, (int)left) <= 0)
             continue;
@@ -536,7 +441,7 @@ START_TEST(sigint_with_a_connection_open_exits_zero_after_dropping_it)
     server_stats s = server_stats_read();
     ck_assert_uint_eq(s.connections, 1);
     ck_assert_uint_eq(s.open, 1); /* still open when the signal came */
-    ck_assert_ptr_nonnull(strstr(server_stderr(), "SIGINT"));
+    ck_assert_ptr_nonnull(strstr(child_stderr(&srv), "SIGINT"));
     close(c.fd);
 }
 END_TEST

@@ -29,53 +29,16 @@
 #define HANG_MS 30000
 #define NKEYS 100
 
-typedef struct daemon_proc {
-    pid_t pid;  /* -1: not running */
-    int out;    /* read end of its stdout */
-    FILE *err;  /* its stderr (an unlinked temporary file) */
-    int port;
-} daemon_proc;
-
-static daemon_proc kv = {.pid = -1, .out = -1};
+static child_proc kv = CHILD_PROC_INIT; /* examples/kvd */
 static char curl_path[4096];
 
 #define require(cond, ...) ck_assert_msg(cond, __VA_ARGS__)
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static const char *daemon_stderr(void)
-{
-    static char text[8192];
-    text[0] = '\0';
-    if (!kv.err)
-        return text;
-    fflush(kv.err);
-    if (fseek(kv.err, 0, SEEK_SET) != 0)
-        return "(cannot read the daemon's stderr)";
-    size_t n = fread(text, 1, sizeof text - 1, kv.err);
-    text[n] = '\0';
-    return text;
-}
 
 static void teardown(void)
 {
-    if (kv.pid > 0) {
-        kill(kv.pid, SIGKILL);
-        while (waitpid(kv.pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        kv.pid = -1;
-    }
-    if (kv.out >= 0)
-        close(kv.out);
-    kv.out = -1;
-    if (kv.err)
-        fclose(kv.err);
-    kv.err = NULL;
+    child_close(&kv);
 }
 
 /* curl from $PATH, or fail the test saying how to get it. */
@@ -96,53 +59,10 @@ static void find_curl(void)
 static void daemon_start(bool plain)
 {
     find_curl();
-    const char *top = getenv("top_builddir");
-    if (!top || !*top)
-        top = ".";
-    char path[4096];
-    require(snprintf(path, sizeof path, "%s/examples/kvd", top) < (int)sizeof path, "path");
-    require(access(path, X_OK) == 0, "%s: %s (make builds it)", path, strerror(errno));
-    int pfd[2];
-    require(pipe2(pfd, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
-    kv.out = pfd[0];
-    kv.err = tmpfile();
-    require(kv.err != NULL, "tmpfile: %s", strerror(errno));
-    require(fcntl(fileno(kv.err), F_SETFD, FD_CLOEXEC) == 0, "fcntl: %s", strerror(errno));
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    require(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-            _exit(126);
-        if (dup2(pfd[1], STDOUT_FILENO) < 0 || dup2(fileno(kv.err), STDERR_FILENO) < 0)
-            _exit(126);
-        execl(path, path, "--port", "0", "--bg-tasks", "1", plain ? "--plain" : (char *)NULL,
-              (char *)NULL);
-        _exit(127);
-    }
-    kv.pid = pid;
-    close(pfd[1]);
-
+    const char *args[] = {"--port", "0", "--bg-tasks", "1", plain ? "--plain" : NULL, NULL};
+    child_start(&kv, "examples/kvd", args);
     char line[512];
-    size_t len = 0;
-    int64_t deadline = now_ms() + HANG_MS;
-    while (len == 0 || line[len - 1] != '\n') {
-        require(len < sizeof line - 1, "first line too long: %.*s", (int)len, line);
-        int64_t left = deadline - now_ms();
-        require(left > 0, "no `listening on` line; stderr: %s", daemon_stderr());
-        struct pollfd p = {.fd = kv.out, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r <= 0)
-            continue;
-        ssize_t n = read(kv.out, line + len, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        require(n > 0, "kvd closed stdout before listening; stderr: %s", daemon_stderr());
-        len++;
-    }
-    line[len] = '\0';
+    child_first_line(&kv, line, sizeof line, HANG_MS);
     int port = -1;
     require(sscanf(line, "kvd: listening on 127.0.0.1:%d ", &port) == 1 && port > 0 &&
                 port < 65536,
@@ -156,22 +76,22 @@ static void daemon_stop(int sig)
 {
     require(kill(kv.pid, sig) == 0, "kill: %s", strerror(errno));
     int status = 0;
-    int64_t deadline = now_ms() + HANG_MS;
+    int64_t deadline = test_now_ms() + HANG_MS;
     for (;;) {
         pid_t r = waitpid(kv.pid, &status, WNOHANG);
         if (r == kv.pid)
             break;
         require(r == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        require(now_ms() < deadline, "kvd still running after signal %d; stderr: %s", sig,
-                daemon_stderr());
+        require(test_now_ms() < deadline, "kvd still running after signal %d; stderr: %s", sig,
+                child_stderr(&kv));
         poll(NULL, 0, 5);
     }
     kv.pid = -1;
     require(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kvd ended with %s %d; stderr: %s",
             WIFEXITED(status) ? "status" : "signal",
-            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), daemon_stderr());
-    require(strstr(daemon_stderr(), "kvd: stats: ") != NULL, "no stats line: %s",
-            daemon_stderr());
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), child_stderr(&kv));
+    require(strstr(child_stderr(&kv), "kvd: stats: ") != NULL, "no stats line: %s",
+            child_stderr(&kv));
 }
 
 static const char *last_arg(const char **argv)
@@ -206,7 +126,7 @@ static void curl(char *out, size_t cap, const char **argv)
     require(waited == pid, "waitpid: %s", strerror(errno));
     require(WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "curl %s failed (status %d); output: %s; kvd stderr: %s", last_arg(argv),
-            WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, daemon_stderr());
+            WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, child_stderr(&kv));
 }
 
 static const char *url(const char *path)

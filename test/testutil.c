@@ -1,11 +1,16 @@
+#define _GNU_SOURCE /* pipe2() */
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 uint64_t fake_now(void *arg)
@@ -130,4 +135,108 @@ int run_built(const char *relpath, const char *const *args, int which, char *out
     if (len)
         *len = n;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int64_t test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void child_start(child_proc *c, const char *relpath, const char *const *args)
+{
+    const char *top = getenv("top_builddir");
+    char path[4096];
+    const char *argv[32];
+    size_t argc = 0;
+
+    if (!top || !*top)
+        top = ".";
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/%s", top, relpath), (int)sizeof path);
+    ck_assert_msg(access(path, X_OK) == 0, "%s: %s (make builds it)", path, strerror(errno));
+    argv[argc++] = path;
+    for (; args && *args; args++) {
+        ck_assert_uint_lt(argc, sizeof argv / sizeof argv[0] - 1);
+        argv[argc++] = *args;
+    }
+    argv[argc] = NULL;
+
+    int pfd[2];
+    ck_assert_msg(pipe2(pfd, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
+    c->out = pfd[0];
+    c->err = tmpfile();
+    ck_assert_msg(c->err != NULL, "tmpfile: %s", strerror(errno));
+    ck_assert_msg(fcntl(fileno(c->err), F_SETFD, FD_CLOEXEC) == 0, "fcntl: %s", strerror(errno));
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* die with the test process, whatever ends it */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(126);
+        if (dup2(pfd[1], STDOUT_FILENO) < 0 || dup2(fileno(c->err), STDERR_FILENO) < 0)
+            _exit(126);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    c->pid = pid;
+    close(pfd[1]);
+}
+
+void child_first_line(child_proc *c, char *line, size_t cap, int ms)
+{
+    size_t len = 0;
+    int64_t deadline = test_now_ms() + ms;
+    while (len == 0 || line[len - 1] != '\n') {
+        ck_assert_msg(len < cap - 1, "first line too long: %.*s", (int)len, line);
+        int64_t left = deadline - test_now_ms();
+        ck_assert_msg(left > 0, "no first line within %d ms; stderr: %s", ms, child_stderr(c));
+        struct pollfd p = {.fd = c->out, .events = POLLIN};
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        ck_assert_msg(r >= 0, "poll: %s", strerror(errno));
+        if (r == 0)
+            continue;
+        ssize_t n = read(c->out, line + len, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        ck_assert_msg(n > 0, "stdout closed before the first line (%s); stderr: %s",
+                      n == 0 ? "EOF" : strerror(errno), child_stderr(c));
+        len++;
+    }
+    line[len] = '\0';
+}
+
+const char *child_stderr(child_proc *c)
+{
+    static char text[8192];
+    text[0] = '\0';
+    if (!c->err)
+        return text;
+    fflush(c->err);
+    if (fseek(c->err, 0, SEEK_SET) != 0)
+        return "(cannot read the child's stderr)";
+    size_t n = fread(text, 1, sizeof text - 1, c->err);
+    text[n] = '\0';
+    return text;
+}
+
+void child_close(child_proc *c)
+{
+    if (c->pid > 0) {
+        kill(c->pid, SIGKILL);
+        while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        c->pid = -1;
+    }
+    if (c->out >= 0)
+        close(c->out);
+    c->out = -1;
+    if (c->err)
+        fclose(c->err);
+    c->err = NULL;
 }

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <event2/event.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "clockworker.h"
@@ -55,6 +56,34 @@ size_t collect_child(pid_t pid, int fd, char *buf, size_t cap, int *status, pid_
  * than fits, or when a signal killed it. Returns its exit status. */
 int run_built(const char *relpath, const char *const *args, int which, char *out,
               size_t cap, size_t *len);
+
+/* Monotonic milliseconds (for the hang guards of tests that wait). */
+int64_t test_now_ms(void);
+
+/* A long-running child (a server the test talks to): its stdout through
+ * a pipe, its stderr into an unlinked temporary file, killed with the
+ * test process (PR_SET_PDEATHSIG) or by child_close(). */
+typedef struct child_proc {
+    pid_t pid;  /* -1: not running */
+    int out;    /* read end of its stdout, -1: none */
+    FILE *err;  /* its stderr */
+    int port;   /* for the caller: the port its first line named */
+} child_proc;
+#define CHILD_PROC_INIT {.pid = -1, .out = -1, .err = NULL, .port = -1}
+
+/* Start $top_builddir/<relpath> with args (NULL-terminated, argv[0]
+ * excluded). Fails the test on error. */
+void child_start(child_proc *c, const char *relpath, const char *const *args);
+
+/* Read its first stdout line (NUL-terminated, ending in '\n') within ms
+ * milliseconds; fails the test, showing its stderr, otherwise. */
+void child_first_line(child_proc *c, char *line, size_t cap, int ms);
+
+/* Everything it wrote on stderr so far (a static buffer). */
+const char *child_stderr(child_proc *c);
+
+/* Kill (SIGKILL) and reap it if it runs; close its pipe and file. */
+void child_close(child_proc *c);
 
 /* Run the Check suite, print its summary, return an exit status. */
 int run_suite(Suite *s);
