@@ -21,12 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
 _Thread_local char cw__thread_token __attribute__((tls_model("initial-exec")));
-
 
 /* ---- creation ------------------------------------------------------------ */
 
@@ -402,8 +400,6 @@ void cw__executor_round(cw_executor *ex)
         CW__HOOK(ex, slice_start, q);
         why = run_slice(ex, q, &now, &polls_left);
         q->slices_ended[why]++;
-        if (why == CW_SLICE_PREEMPTED)
-            ex->stats.preemptions++;
         cw__eevdf_charge(&ex->sched, now - start, q->nrunq > 0);
         ex->preempt = false;
         CW__HOOK(ex, slice_end, q, now - start, why);

@@ -36,11 +36,13 @@ int cw_executor_stats(const cw_executor *ex, struct cw_executor_stats *out)
     if (!ex || !out)
         return -EINVAL;
     *out = ex->stats;
-    /* kept per queue only: one increment less per poll */
-    out->polls = out->cpu_ns = 0;
+    /* kept per queue only (the executor's would be the same sums) */
+    out->polls = out->cpu_ns = out->preemptions = 0;
     for (uint32_t i = 0; i < ex->nqueues; i++) {
-        out->polls += ex->queues[i].polls;
-        out->cpu_ns += ex->queues[i].cpu_ns;
+        const cw_queue *q = &ex->queues[i];
+        out->polls += q->polls;
+        out->cpu_ns += q->cpu_ns;
+        out->preemptions += q->slices_ended[CW_SLICE_PREEMPTED];
     }
     return 0;
 }
