@@ -68,7 +68,8 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         ex->now_ns = cw__monotonic_ns;
     }
     ex->cx.ex = ex;
-    cw__list_init(&ex->live);
+    for (int c = 0; c < CW__NCLASSES; c++)
+        cw__list_init(&ex->partial[c]);
     cw__eevdf_init(&ex->sched, cfg->sched_latency_ns, cfg->min_slice_ns);
 
     ex->queues = cw__calloc(cfg->nqueues, sizeof *ex->queues);
@@ -80,6 +81,8 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         atomic_init(&sh->refs, 1);
         atomic_init(&sh->inbox, NULL);
         atomic_init(&sh->sleeping, 0);
+        atomic_init(&sh->rfree, NULL);
+        cw__list_init(&sh->slabs);
         sh->notify_rfd = sh->notify_wfd = -1;
         sh->thread = &cw__thread_token;
     }
@@ -136,21 +139,18 @@ void cw_executor_free(cw_executor *ex)
     cw__task *t = atomic_exchange(&ex->shared->inbox, CW__INBOX_CLOSED);
     while (t) {
         cw__task *next = t->inbox_next;
-        atomic_store(&t->in_inbox, 0u);
+        atomic_fetch_and(&t->refs, ~CW__REF_INBOX);
         if (t->flags & CW__T_SPAWNING) /* spawned remotely, never started */
-            cw__spawn_remote_cancel(t);
+            cw__spawn_remote_cancel(ex, t);
         cw__task_release(t);
         t = next;
     }
     /* Cancel every live task; a drop function may end others. */
-    while (!cw__list_empty(&ex->live)) {
-        t = cw__container_of(ex->live.next, cw__task, live);
-        cw__task_end(ex, t, -ECANCELED);
-    }
+    cw__tasks_cancel_all(ex);
     cw__timers_free(ex);
     cw__fdwaits_free(ex);
     cw__driver_free(ex);
-    cw__task_cache_free(ex);
+    cw__slabs_detach(ex);
     ex->shared->ex = NULL;
     cw__shared_release(ex->shared, 1);
     cw__free(ex->by_id);
@@ -220,7 +220,7 @@ cw_executor *cw_cx_executor(cw_cx *cx)
 
 cw_queue *cw_cx_queue(cw_cx *cx)
 {
-    return cx && cx->task ? cx->task->q : NULL;
+    return cx && cx->task ? cw__task_queue(cx->ex, cx->task) : NULL;
 }
 
 /* ---- scheduling rounds --------------------------------------------------- */
@@ -277,7 +277,7 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
         cw_poll res = CW_PENDING;
         uint64_t t0 = *now;
         if (ex->hist_on)
-            cw__hist_record(&q->queue_delay_ns, t0 - t->runnable_at);
+            cw__hist_record(&q->queue_delay_ns, t0 - *cw__task_stamp(t));
         CW__HOOK(ex, poll_start, q, t->state);
         ex->poll_start = t0;
         ex->cx.task = t;
@@ -432,7 +432,7 @@ int cw_executor_run_until(cw_executor *ex, cw_join *join)
     if (!ex || !join)
         return -EINVAL;
     cw__task *t = cw__task_of_join(join);
-    if (t->shared != ex->shared)
+    if (cw__task_shared(t) != ex->shared)
         return -EINVAL;
     if (ex->in_round)
         return -EBUSY;
@@ -446,7 +446,7 @@ int cw_executor_run_until(cw_executor *ex, cw_join *join)
             return -EAGAIN; /* defensive: the watched remote-wake fd keeps
                                the base non-empty while the task lives */
     }
-    return t->status;
+    return cw__task_status(t);
 }
 
 /* ---- inside a poll -------------------------------------------------------- */

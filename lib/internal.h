@@ -1,18 +1,21 @@
 /*
  * internal.h - structures shared by the library's files. Not installed.
  *
- * Ownership in one paragraph: a task is one allocation (cw__task header +
- * state). It is referenced by the executor while it is alive (not ended),
- * by its join handle, by every waker clone, and by the remote inbox while
- * it sits there; the last reference frees the block (into the executor's
- * free list on the executor thread, else with free()). Every block also
- * holds the executor's cw__shared, which outlives the executor for as long
- * as a block (say one a waker on another thread still references) exists.
+ * Ownership in one paragraph: a task is one block (cw__task header, state,
+ * optional slots) in a slab. It is referenced by the executor while it is
+ * alive (not ended), by its join handle, by every waker clone, and by the
+ * remote inbox while it sits there; the last reference gives the block
+ * back to its slab (on the executor thread directly, from elsewhere
+ * through the shared part's rfree stack). The shared part (cw__shared)
+ * lives while the executor does and, after it is freed, for as long as
+ * any block is still referenced (say by a waker on another thread): the
+ * executor hands the count of blocks still out over to its refs.
  */
 #ifndef CW_INTERNAL_H
 #define CW_INTERNAL_H
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdalign.h>
@@ -100,12 +103,17 @@ typedef struct cw__task cw__task;
 #define CW__INBOX_CLOSED ((cw__task *)1)
 
 typedef struct cw__shared {
-    atomic_size_t refs;       /* the executor + one per task block */
+    atomic_size_t refs;       /* the executor; once it is gone, one per
+                                 block not yet freed */
     _Atomic(cw__task *) inbox; /* Treiber stack of remotely woken tasks */
     atomic_int sleeping;      /* 1: no round pending; a remote wake signals */
     int notify_rfd, notify_wfd; /* eventfd (same fd twice) or a pipe */
     const char *thread;       /* the executor thread's &cw__thread_token */
     cw_executor *ex;          /* executor thread only; NULL once freed */
+    _Atomic(cw__task *) rfree; /* blocks freed on other threads (Treiber
+                                 stack); CW__INBOX_CLOSED once the executor
+                                 is gone: then each holds a reference */
+    cw__list slabs;           /* every slab (cw__slab.all) */
 } cw__shared;
 
 void cw__shared_release(cw__shared *sh, size_t n);
@@ -118,37 +126,125 @@ enum {
     CW__T_SCHEDULED = 1 << 0, /* in its queue's FIFO */
     CW__T_RUNNING = 1 << 1,   /* being polled */
     CW__T_NOTIFIED = 1 << 2,  /* woken while running: re-enqueue after */
-    CW__T_DONE = 1 << 3,      /* ended; status is final */
+    CW__T_DONE = 1 << 3,      /* ended; status is final (ST_* bits) */
     CW__T_CANCEL = 1 << 4,    /* aborted while running: end after the poll */
     CW__T_HAS_JOIN = 1 << 5,  /* a join handle exists */
     CW__T_DROPPED = 1 << 6,   /* the drop function has run (or none) */
     CW__T_SPAWNING = 1 << 7,  /* spawned remotely, in the inbox (sync_remote.c) */
-    CW__T_RJOIN = 1 << 8,     /* rjoin is set: a cw_remote_join awaits it */
+    CW__T_RJOIN = 1 << 8,     /* the join slot holds a cw_remote_join */
+    CW__T_ST_PANIC = 1 << 9,  /* DONE: status CW_EPANIC */
+    CW__T_ST_CANCEL = 1 << 10, /* DONE: status -ECANCELED */
+    CW__T_X_DROP = 1 << 11,   /* the block has a drop slot (fixed at spawn) */
+    CW__T_X_JOIN = 1 << 12,   /* ... a join slot */
+    CW__T_X_STAMP = 1 << 13,  /* ... a runnable_at slot (histograms on) */
+    CW__T_FREE = 1 << 14,     /* a free block in its slab */
 };
 
 #define CW__NO_CLASS UINT16_MAX
 
+/* refs: the reference count, and this bit while the block is in the inbox
+ * (the inbox holds one of the references then). */
+#define CW__REF_INBOX (1u << 31)
+#define CW__REF_COUNT(v) ((v) & ~CW__REF_INBOX)
+
+typedef struct cw__slab cw__slab;
+
+/*
+ * A task block: this 48-byte header, the state, and at the block's end the
+ * optional slots its flags name, from the end backwards: the drop function
+ * (X_DROP), the join slot (X_JOIN: the awaiting task's waker, or the
+ * cw_remote_join with RJOIN), runnable_at (X_STAMP). A task that needs none
+ * of them costs the header only; the block size is its slab's.
+ */
 struct cw__task {
     cw_poll_fn poll;
-    cw_drop_fn drop;
-    cw_queue *q;               /* not used once DONE */
-    cw__shared *shared;
-    cw__list link;             /* q->runq while SCHEDULED */
-    cw__list live;             /* ex->live while not DONE */
-    cw__task *inbox_next;      /* while in the inbox */
+    cw__slab *slab;            /* its slab: the shared part, the block size */
     union {
-        cw_waker *join_waiter; /* the task awaiting this one (owned ref) */
-        struct cw_remote_join *rjoin; /* CW__T_RJOIN (no cw_join then) */
+        cw__list link;         /* q->runq while SCHEDULED */
+        char *panic_msg;       /* DONE with ST_PANIC (never scheduled again) */
     };
-    char *panic_msg;           /* status CW_EPANIC */
-    atomic_uint refs;
-    atomic_uint in_inbox;
+    cw__task *inbox_next;      /* inbox, remote-free stack or slab free list */
+    atomic_uint refs;          /* count | CW__REF_INBOX */
     uint16_t flags;            /* CW__T_*: executor thread only */
-    uint16_t size_class;
-    int32_t status;            /* -EAGAIN until DONE */
-    uint64_t runnable_at;      /* clock when last queued (histograms on) */
+    uint16_t qidx;             /* its queue's index */
     alignas(max_align_t) unsigned char state[];
 };
+
+/*
+ * Blocks live in slabs: one allocation of many blocks of one size class
+ * (16-byte steps up to 1 KiB), or of a single block for larger states and
+ * for blocks built by cw_spawn_remote() (cls CW__NO_CLASS). A slab has no
+ * per-block allocator overhead and names the shared part for all its
+ * blocks. Slabs are listed in the shared part; the executor thread alone
+ * hands blocks out and takes them back (other threads push freed blocks
+ * on sh->rfree); the executor frees a slab that empties (keeping one empty
+ * slab per class), and the last reference on the shared part frees what
+ * is left after the executor is gone.
+ */
+struct cw__slab {
+    cw__shared *shared;
+    cw__list all;              /* sh->slabs */
+    cw__list partial;          /* ex->partial[cls] while it has room */
+    cw__task *free;            /* blocks given back, linked by inbox_next */
+    size_t size;               /* block size */
+    uint32_t nblocks;          /* blocks it holds */
+    uint32_t nused;            /* blocks handed out at least once */
+    uint32_t nalloc;           /* blocks handed out now */
+    uint16_t cls;              /* size class, or CW__NO_CLASS */
+    alignas(max_align_t) unsigned char blocks[];
+};
+
+#define CW__SLAB_BYTES ((size_t)32 << 10)
+
+union cw__join_slot {
+    cw_waker *waiter;               /* the task awaiting this one (owned ref) */
+    struct cw_remote_join *rjoin;   /* CW__T_RJOIN (no cw_join then) */
+};
+
+static inline cw__shared *cw__task_shared(const cw__task *t)
+{
+    return t->slab->shared;
+}
+
+/* The optional slots, counted back from the block's end. */
+static inline char *cw__task_slot(const cw__task *t, uint16_t which)
+{
+    char *end = (char *)(uintptr_t)t + t->slab->size;
+    size_t off = 8;
+    if (which != CW__T_X_DROP && (t->flags & CW__T_X_DROP))
+        off += 8;
+    if (which == CW__T_X_STAMP && (t->flags & CW__T_X_JOIN))
+        off += 8;
+    return end - off;
+}
+
+static inline cw_drop_fn cw__task_drop_fn(const cw__task *t)
+{
+    return (t->flags & CW__T_X_DROP) ? *(cw_drop_fn *)(void *)cw__task_slot(t, CW__T_X_DROP)
+                                     : NULL;
+}
+
+/* Only for blocks with X_JOIN. */
+static inline union cw__join_slot *cw__task_join(const cw__task *t)
+{
+    assert(t->flags & CW__T_X_JOIN);
+    return (union cw__join_slot *)(void *)cw__task_slot(t, CW__T_X_JOIN);
+}
+
+/* Only for blocks with X_STAMP. */
+static inline uint64_t *cw__task_stamp(const cw__task *t)
+{
+    assert(t->flags & CW__T_X_STAMP);
+    return (uint64_t *)(void *)cw__task_slot(t, CW__T_X_STAMP);
+}
+
+/* -EAGAIN until DONE, then 0, CW_EPANIC or -ECANCELED. */
+static inline int cw__task_status(const cw__task *t)
+{
+    if (!(t->flags & CW__T_DONE))
+        return -EAGAIN;
+    return (t->flags & CW__T_ST_PANIC) ? CW_EPANIC : (t->flags & CW__T_ST_CANCEL) ? -ECANCELED : 0;
+}
 
 static inline cw__task *cw__task_of_waker(const cw_waker *w)
 {
@@ -166,7 +262,18 @@ void cw__task_drop_state(cw__task *t);
 void cw__task_wake_local(cw_executor *ex, cw__task *t);
 void cw__queue_runnable(cw_executor *ex, cw_queue *q, uint64_t stamp);
 static inline void cw__task_enqueue(cw_executor *ex, cw__task *t);
-void cw__task_cache_free(cw_executor *ex);
+/* Executor free: cancel every live task (a walk over the slabs). */
+void cw__tasks_cancel_all(cw_executor *ex);
+/* Executor free, last: hand the blocks still referenced over to the
+ * shared part's count and free the empty slabs. */
+void cw__slabs_detach(cw_executor *ex);
+/* The last reference on the shared part: free every slab left. */
+void cw__slabs_free(cw__shared *sh);
+/* A block built off the executor thread (cw_spawn_remote): a slab of its
+ * own; the executor adopts it (cw__slab_adopt) when it takes it in. */
+cw__task *cw__task_alloc_remote(cw__shared *sh, size_t state_size, uint16_t xflags);
+void cw__slab_adopt(cw_executor *ex, cw__task *t);
+void cw__task_free_unadopted(cw__task *t);
 
 /* ---- cw_spawn_remote (sync_remote.c) --------------------------------------
  * A remotely spawned block reaches the executor through the inbox with
@@ -174,7 +281,7 @@ void cw__task_cache_free(cw_executor *ex);
  * cancels one still there. cw__task_end() reports to a cw_remote_join
  * (CW__T_RJOIN) before the state is dropped. */
 void cw__spawn_remote_finish(cw_executor *ex, cw__task *t);
-void cw__spawn_remote_cancel(cw__task *t);
+void cw__spawn_remote_cancel(cw_executor *ex, cw__task *t);
 void cw__remote_join_end(cw__task *t, int status);
 
 /* ---- the default clock (clock.c) ------------------------------------------
@@ -222,7 +329,6 @@ struct cw_cx {
 /* Size classes of task blocks: 16-byte steps up to 1 KiB. */
 #define CW__CLASS_STEP 16
 #define CW__NCLASSES 64
-#define CW__CACHE_MAX 1024 /* blocks kept per class */
 
 struct cw__driver {
     struct event *round_ev;
@@ -249,7 +355,6 @@ struct cw_executor {
     uint32_t *by_id;           /* indexes sorted by id */
     uint32_t nqueues;
     cw__eevdf sched;
-    cw__list live;             /* tasks not ended */
 
     uint64_t driver_yield_ns;
     uint32_t max_polls_per_yield;
@@ -281,8 +386,9 @@ struct cw_executor {
     struct cw__driver drv;
     struct cw__timers timers;
     cw_fdwait *fdwaits;        /* waits that own an event (io.c) */
-    cw__task *cache[CW__NCLASSES];
-    uint32_t ncache[CW__NCLASSES];
+    cw__list partial[CW__NCLASSES]; /* slabs with room, by class */
+    uint32_t nempty[CW__NCLASSES];  /* of them, slabs with no block out */
+    uint64_t nblocks;          /* blocks handed out (slab and single) */
     struct cw_executor_stats stats;
 };
 
@@ -341,16 +447,22 @@ static inline void cw__hist_record(cw_hist *h, uint64_t v)
         h->max = v;
 }
 
+static inline cw_queue *cw__task_queue(const cw_executor *ex, const cw__task *t)
+{
+    return &ex->queues[t->qidx];
+}
+
 /* Put a task at the tail of its queue; the queue may become runnable. */
 static inline void cw__task_enqueue(cw_executor *ex, cw__task *t)
 {
-    cw_queue *q = t->q;
+    cw_queue *q = &ex->queues[t->qidx];
     assert(!(t->flags & (CW__T_SCHEDULED | CW__T_DONE)));
     t->flags |= CW__T_SCHEDULED;
     cw__list_push_back(&q->runq, &t->link);
     q->nrunq++;
-    uint64_t stamp = ex->hist_on ? cw__stamp(ex) : 0;
-    t->runnable_at = stamp;
+    uint64_t stamp = 0;
+    if (ex->hist_on)
+        *cw__task_stamp(t) = stamp = cw__stamp(ex);
     if (!q->eq.on_rq)
         cw__queue_runnable(ex, q, stamp);
     if (!ex->in_round)

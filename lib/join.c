@@ -11,16 +11,17 @@ cw_poll cw_join_poll(cw_join *j, cw_cx *cx)
     if (t->flags & CW__T_DONE)
         return CW_READY;
     cw_waker *w = cw_cx_waker(cx);
-    if (!cw_waker_will_wake(t->join_waiter, w)) {
-        cw_waker_free(t->join_waiter);
-        t->join_waiter = cw_waker_clone(w);
+    union cw__join_slot *js = cw__task_join(t); /* a cw_join has the slot */
+    if (!cw_waker_will_wake(js->waiter, w)) {
+        cw_waker_free(js->waiter);
+        js->waiter = cw_waker_clone(w);
     }
     return CW_PENDING;
 }
 
 int cw_join_status(const cw_join *j)
 {
-    return j ? cw__task_of_join(j)->status : -EINVAL;
+    return j ? cw__task_status(cw__task_of_join(j)) : -EINVAL;
 }
 
 void *cw_join_state(cw_join *j)
@@ -28,7 +29,7 @@ void *cw_join_state(cw_join *j)
     if (!j)
         return NULL;
     cw__task *t = cw__task_of_join(j);
-    return t->status == 0 && !(t->flags & CW__T_DROPPED) ? t->state : NULL;
+    return cw__task_status(t) == 0 && !(t->flags & CW__T_DROPPED) ? t->state : NULL;
 }
 
 const char *cw_join_panic_message(const cw_join *j)
@@ -36,7 +37,7 @@ const char *cw_join_panic_message(const cw_join *j)
     if (!j)
         return NULL;
     cw__task *t = cw__task_of_join(j);
-    if (t->status != CW_EPANIC)
+    if (cw__task_status(t) != CW_EPANIC)
         return NULL;
     return t->panic_msg ? t->panic_msg : "(panic message lost: out of memory)";
 }
@@ -53,7 +54,7 @@ void cw_join_abort(cw_join *j)
         t->flags |= CW__T_CANCEL;
         return;
     }
-    cw__task_end(t->shared->ex, t, -ECANCELED);
+    cw__task_end(cw__task_shared(t)->ex, t, -ECANCELED);
 }
 
 void cw_join_free(cw_join *j)
@@ -62,9 +63,10 @@ void cw_join_free(cw_join *j)
         return;
     cw__task *t = cw__task_of_join(j);
     t->flags &= (uint16_t)~CW__T_HAS_JOIN;
-    if (t->join_waiter) {
-        cw_waker *w = t->join_waiter;
-        t->join_waiter = NULL;
+    union cw__join_slot *js = cw__task_join(t);
+    if (js->waiter) {
+        cw_waker *w = js->waiter;
+        js->waiter = NULL;
         cw_waker_free(w);
     }
     if (t->flags & CW__T_DONE)

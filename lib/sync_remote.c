@@ -351,11 +351,11 @@ void cw_remote_chan_recv_drop(cw_remote_chan_recv *f)
  * the executor's remote-wake fd watched while it is live, and freeing the
  * spawner wakes the anchor, which then completes.
  *
- * cw_spawn_remote() builds a whole task block on the calling thread
- * (size class CW__NO_CLASS: freed, never cached, since it was not sized
- * for the cache), with two references (the executor's and the inbox's),
- * CW__T_SPAWNING, and q copied from the anchor (not dereferenced off the
- * executor thread), and pushes it on the inbox. The executor's drain calls
+ * cw_spawn_remote() builds a whole task block on the calling thread (a
+ * slab of its own, which the executor adopts when it takes the block in),
+ * with two references (the executor's and the inbox's), CW__T_SPAWNING,
+ * and the queue's index copied from the anchor, and pushes it on the
+ * inbox. The executor's drain calls
  * cw__spawn_remote_finish(); cw_executor_free() closes the inbox and calls
  * cw__spawn_remote_cancel() for blocks still in it; a push that finds the
  * inbox closed fails with -ESHUTDOWN and frees the block.
@@ -363,7 +363,7 @@ void cw_remote_chan_recv_drop(cw_remote_chan_recv *f)
 
 struct anchor {
     atomic_bool closed;
-    cw_queue *q;
+    uint16_t qidx; /* the queue's index: read off the executor thread */
 };
 
 struct cw_remote_join {
@@ -393,7 +393,7 @@ int cw_spawner_new(cw_queue *q, cw_spawner **out)
 {
     if (!q || !out)
         return -EINVAL;
-    struct anchor a = {.q = q};
+    struct anchor a = {.qidx = (uint16_t)q->index};
     atomic_init(&a.closed, false);
     cw_join *j;
     int err = cw_spawn(q, anchor_poll, &a, sizeof a, NULL, &j);
@@ -453,14 +453,16 @@ int cw_spawn_remote(cw_spawner *sp, cw_poll_fn poll, const void *state, size_t s
     if (!sp || !poll || (!state && size) || size > CW__SYNC_MAX_BYTES)
         return -EINVAL;
     cw__task *a = anchor_of(sp);
-    cw__shared *sh = a->shared;
+    cw__shared *sh = cw__task_shared(a);
     if (atomic_load(&sh->inbox) == CW__INBOX_CLOSED)
         return -ESHUTDOWN;
 
     cw_remote_join *rj = NULL;
     if (join && !(rj = rjoin_new(size, sh->thread)))
         return -ENOMEM;
-    cw__task *t = cw__malloc(offsetof(cw__task, state) + size);
+    /* a stamp slot always: whether histograms are on is not known here */
+    uint16_t x = (uint16_t)((drop ? CW__T_X_DROP : 0) | (rj ? CW__T_X_JOIN : 0) | CW__T_X_STAMP);
+    cw__task *t = cw__task_alloc_remote(sh, size, x);
     if (!t) {
         if (rj) {
             atomic_store(&rj->refs, 1u);
@@ -468,27 +470,23 @@ int cw_spawn_remote(cw_spawner *sp, cw_poll_fn poll, const void *state, size_t s
         }
         return -ENOMEM;
     }
-    memset(t, 0, offsetof(cw__task, state));
     t->poll = poll;
-    t->drop = drop;
-    t->q = ((struct anchor *)(void *)a->state)->q;
-    t->shared = sh;
-    t->rjoin = rj;
-    atomic_init(&t->refs, 2u); /* the executor's + the inbox's */
-    atomic_init(&t->in_inbox, 1u);
-    t->flags = (uint16_t)(CW__T_SPAWNING | (rj ? CW__T_RJOIN : 0));
-    t->size_class = CW__NO_CLASS;
-    t->status = -EAGAIN;
+    t->inbox_next = NULL;
+    atomic_init(&t->refs, 2u | CW__REF_INBOX); /* the executor's + the inbox's */
+    t->flags = (uint16_t)(x | CW__T_SPAWNING | (rj ? CW__T_RJOIN : 0));
+    t->qidx = ((struct anchor *)(void *)a->state)->qidx;
+    if (drop)
+        *(cw_drop_fn *)(void *)cw__task_slot(t, CW__T_X_DROP) = drop;
+    if (rj)
+        cw__task_join(t)->rjoin = rj;
     if (size)
         memcpy(t->state, state, size);
-    /* the spawner's block holds a reference, so sh is alive */
-    atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
+    /* sh is alive: the spawner holds a reference on its anchor block */
 
     cw__task *head = atomic_load(&sh->inbox);
     do {
         if (head == CW__INBOX_CLOSED) { /* freed meanwhile: undo */
-            cw__free(t);
-            cw__shared_release(sh, 1);
+            cw__task_free_unadopted(t);
             if (rj) {
                 atomic_store(&rj->refs, 1u);
                 rjoin_release(rj);
@@ -507,11 +505,11 @@ int cw_spawn_remote(cw_spawner *sp, cw_poll_fn poll, const void *state, size_t s
 
 void cw__spawn_remote_finish(cw_executor *ex, cw__task *t)
 {
-    cw_queue *q = t->q;
+    cw_queue *q = cw__task_queue(ex, t);
     t->flags &= (uint16_t)~CW__T_SPAWNING;
     if (!ex->stats.tasks_live) /* (a spawner's anchor normally ensures it) */
         cw__driver_watch_notify(ex, true);
-    cw__list_push_back(&ex->live, &t->live);
+    cw__slab_adopt(ex, t);
     ex->stats.tasks_live++;
     ex->stats.tasks_spawned++;
     q->spawned++;
@@ -519,10 +517,10 @@ void cw__spawn_remote_finish(cw_executor *ex, cw__task *t)
     CW__HOOK(ex, spawn, q, t->state);
 }
 
-void cw__spawn_remote_cancel(cw__task *t)
+void cw__spawn_remote_cancel(cw_executor *ex, cw__task *t)
 {
-    t->flags = (uint16_t)((t->flags & ~CW__T_SPAWNING) | CW__T_DONE);
-    t->status = -ECANCELED;
+    cw__slab_adopt(ex, t);
+    t->flags = (uint16_t)((t->flags & ~CW__T_SPAWNING) | CW__T_DONE | CW__T_ST_CANCEL);
     if (t->flags & CW__T_RJOIN)
         cw__remote_join_end(t, -ECANCELED);
     cw__task_drop_state(t);
@@ -531,8 +529,8 @@ void cw__spawn_remote_cancel(cw__task *t)
 
 void cw__remote_join_end(cw__task *t, int status)
 {
-    cw_remote_join *j = t->rjoin;
-    t->rjoin = NULL;
+    cw_remote_join *j = cw__task_join(t)->rjoin;
+    cw__task_join(t)->rjoin = NULL;
     t->flags &= (uint16_t)~CW__T_RJOIN;
     if (status == 0 && j->size)
         memcpy(j->state, t->state, j->size);

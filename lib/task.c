@@ -1,10 +1,10 @@
 /*
  * task.c - spawning, enqueueing, ending and freeing tasks.
  *
- * A task block is header + state in one allocation, rounded to a 16-byte
- * size class; blocks of up to 1 KiB go back to a per-class free list of
- * the executor (at most CW__CACHE_MAX each), so steady-state spawning does
- * not call malloc. Nothing here allocates on wake, poll or completion.
+ * A task block is header + state + optional slots, rounded to a 16-byte
+ * size class and carved from a slab of its class (internal.h): no
+ * allocator overhead per task, and steady-state spawning does not call
+ * malloc. Nothing here allocates on wake, poll or completion.
  */
 #include "config.h"
 
@@ -16,76 +16,245 @@
 /* Largest state cw_spawn() accepts: keeps size arithmetic far from overflow. */
 #define CW__MAX_STATE ((size_t)1 << 40)
 
-static size_t block_size(size_t state_size, uint16_t *cls)
+static unsigned nslots(uint16_t xflags)
 {
-    size_t n = offsetof(cw__task, state) + state_size;
+    return !!(xflags & CW__T_X_DROP) + !!(xflags & CW__T_X_JOIN) + !!(xflags & CW__T_X_STAMP);
+}
+
+/* The block size for a state and its slots, rounded to a class step. */
+static size_t block_size(size_t state_size, uint16_t xflags, uint16_t *cls)
+{
+    size_t n = offsetof(cw__task, state) + state_size + 8 * nslots(xflags);
     n = (n + CW__CLASS_STEP - 1) / CW__CLASS_STEP * CW__CLASS_STEP;
     size_t c = n / CW__CLASS_STEP - 1;
     *cls = c < CW__NCLASSES ? (uint16_t)c : CW__NO_CLASS;
     return n;
 }
 
-static cw__task *task_alloc(cw_executor *ex, size_t state_size)
+/* A slab of one block (big states, remote spawns); not listed yet. */
+static cw__slab *single_new(cw__shared *sh, size_t n)
+{
+    cw__slab *s = cw__malloc(offsetof(cw__slab, blocks) + n);
+    if (!s)
+        return NULL;
+    s->shared = sh;
+    cw__list_init(&s->all);
+    cw__list_init(&s->partial);
+    s->free = NULL;
+    s->size = n;
+    s->nblocks = s->nused = s->nalloc = 1;
+    s->cls = CW__NO_CLASS;
+    return s;
+}
+
+static cw__slab *slab_new(cw_executor *ex, uint16_t cls)
+{
+    size_t size = ((size_t)cls + 1) * CW__CLASS_STEP;
+    cw__slab *s = cw__malloc(CW__SLAB_BYTES);
+    if (!s)
+        return NULL;
+    s->shared = ex->shared;
+    cw__list_push_back(&ex->shared->slabs, &s->all);
+    cw__list_push_back(&ex->partial[cls], &s->partial);
+    s->free = NULL;
+    s->size = size;
+    s->nblocks = (uint32_t)((CW__SLAB_BYTES - offsetof(cw__slab, blocks)) / size);
+    s->nused = s->nalloc = 0;
+    s->cls = cls;
+    ex->nempty[cls]++;
+    return s;
+}
+
+static void slab_release(cw_executor *ex, cw__slab *s)
+{
+    if (s->cls != CW__NO_CLASS) {
+        cw__list_remove(&s->partial);
+        ex->nempty[s->cls]--;
+    }
+    cw__list_remove(&s->all);
+    cw__free(s);
+}
+
+/* Blocks freed on other threads go back to their slabs. */
+static void rfree_drain(cw_executor *ex);
+
+static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
 {
     uint16_t cls;
-    size_t n = block_size(state_size, &cls);
+    size_t n = block_size(state_size, xflags, &cls);
     cw__task *t;
 
-    if (cls != CW__NO_CLASS && ex->cache[cls]) {
-        t = ex->cache[cls];
-        ex->cache[cls] = t->inbox_next;
-        ex->ncache[cls]--;
-        return t; /* still holds its reference on ex->shared */
+    if (cls == CW__NO_CLASS) {
+        cw__slab *s = single_new(ex->shared, n);
+        if (!s)
+            return NULL;
+        cw__list_push_back(&ex->shared->slabs, &s->all);
+        t = (cw__task *)(void *)s->blocks;
+        t->slab = s;
+        ex->nblocks++;
+        return t;
     }
-    t = cw__malloc(n);
-    if (!t)
+    cw__list *pl = &ex->partial[cls];
+    if (cw__list_empty(pl) && atomic_load_explicit(&ex->shared->rfree, memory_order_relaxed))
+        rfree_drain(ex);
+    if (cw__list_empty(pl) && !slab_new(ex, cls))
         return NULL;
-    t->size_class = cls;
-    t->shared = ex->shared;
-    atomic_fetch_add_explicit(&ex->shared->refs, 1, memory_order_relaxed);
+    cw__slab *s = cw__container_of(pl->next, cw__slab, partial);
+    if (s->free) {
+        t = s->free;
+        s->free = t->inbox_next;
+    } else {
+        t = (cw__task *)(void *)(s->blocks + (size_t)s->nused++ * s->size);
+        t->slab = s;
+    }
+    if (s->nalloc++ == 0)
+        ex->nempty[cls]--;
+    if (s->nalloc == s->nblocks)
+        cw__list_remove(&s->partial);
+    ex->nblocks++;
     return t;
 }
 
-/* The block is unreferenced: cache it or give it back. */
-static void task_free(cw__task *t)
+/* Executor thread, executor alive: the block goes back to its slab. */
+static void slab_put(cw_executor *ex, cw__task *t)
 {
-    cw__shared *sh = t->shared;
-    cw_executor *ex = cw__on_thread(sh) ? sh->ex : NULL;
-
-    cw__free(t->panic_msg);
-    t->panic_msg = NULL;
-    if (ex && !ex->freeing && t->size_class != CW__NO_CLASS
-        && ex->ncache[t->size_class] < CW__CACHE_MAX) {
-        t->inbox_next = ex->cache[t->size_class];
-        ex->cache[t->size_class] = t;
-        ex->ncache[t->size_class]++;
+    cw__slab *s = t->slab;
+    t->flags = CW__T_FREE;
+    ex->nblocks--;
+    if (s->cls == CW__NO_CLASS) {
+        s->nalloc = 0;
+        if (!ex->freeing) /* (the free walk needs the list as it is) */
+            slab_release(ex, s);
         return;
     }
-    cw__free(t);
-    cw__shared_release(sh, 1);
+    t->inbox_next = s->free;
+    s->free = t;
+    if (s->nalloc-- == s->nblocks)
+        cw__list_push_back(&ex->partial[s->cls], &s->partial);
+    if (s->nalloc == 0) {
+        ex->nempty[s->cls]++;
+        /* keep one empty slab per class against churn */
+        if (ex->nempty[s->cls] > 1 && !ex->freeing)
+            slab_release(ex, s);
+    }
 }
 
-void cw__task_cache_free(cw_executor *ex)
+/* Take the blocks other threads freed (leaving the stack empty, or
+ * closed for good); returns how many. */
+static uint64_t rfree_take(cw_executor *ex, cw__task *with)
 {
-    size_t n = 0;
-    for (int c = 0; c < CW__NCLASSES; c++) {
-        while (ex->cache[c]) {
-            cw__task *t = ex->cache[c];
-            ex->cache[c] = t->inbox_next;
-            cw__free(t);
-            n++;
-        }
-        ex->ncache[c] = 0;
+    cw__task *t = atomic_exchange(&ex->shared->rfree, with);
+    uint64_t n = 0;
+    for (; t; n++) {
+        cw__task *next = t->inbox_next;
+        slab_put(ex, t);
+        t = next;
     }
-    if (n)
-        cw__shared_release(ex->shared, n);
+    return n;
+}
+
+static void rfree_drain(cw_executor *ex)
+{
+    rfree_take(ex, NULL);
+}
+
+/* The block is unreferenced. */
+static void task_free(cw__task *t)
+{
+    cw__shared *sh = cw__task_shared(t);
+
+    if ((t->flags & CW__T_ST_PANIC) && t->panic_msg) {
+        cw__free(t->panic_msg);
+        t->panic_msg = NULL;
+    }
+    if (cw__on_thread(sh) && sh->ex) {
+        slab_put(sh->ex, t);
+        return;
+    }
+    /* Another thread, or the executor is gone. */
+    cw__task *head = atomic_load(&sh->rfree);
+    do {
+        if (head == CW__INBOX_CLOSED) {
+            cw__shared_release(sh, 1); /* the slab goes with the last one */
+            return;
+        }
+        t->inbox_next = head;
+    } while (!atomic_compare_exchange_weak(&sh->rfree, &head, t));
+}
+
+cw__task *cw__task_alloc_remote(cw__shared *sh, size_t state_size, uint16_t xflags)
+{
+    uint16_t cls;
+    size_t n = block_size(state_size, xflags, &cls);
+    cw__slab *s = single_new(sh, n);
+    if (!s)
+        return NULL;
+    cw__task *t = (cw__task *)(void *)s->blocks;
+    t->slab = s;
+    return t;
+}
+
+void cw__task_free_unadopted(cw__task *t)
+{
+    cw__free(t->slab);
+}
+
+void cw__slab_adopt(cw_executor *ex, cw__task *t)
+{
+    cw__list_push_back(&ex->shared->slabs, &t->slab->all);
+    ex->nblocks++;
+}
+
+void cw__tasks_cancel_all(cw_executor *ex)
+{
+    /* No slab comes or goes while freeing (no spawn succeeds; blocks go
+     * back to their slabs but slabs stay), so the walk is safe while the
+     * drop functions run; a task ended by another's drop is skipped. */
+    cw__list *h = &ex->shared->slabs;
+    for (cw__list *l = h->next; l != h; l = l->next) {
+        cw__slab *s = cw__container_of(l, cw__slab, all);
+        for (uint32_t i = 0; i < s->nused; i++) {
+            cw__task *t = s->cls == CW__NO_CLASS
+                              ? (cw__task *)(void *)s->blocks
+                              : (cw__task *)(void *)(s->blocks + (size_t)i * s->size);
+            if (!(t->flags & (CW__T_FREE | CW__T_DONE | CW__T_SPAWNING)))
+                cw__task_end(ex, t, -ECANCELED);
+        }
+    }
+}
+
+void cw__slabs_detach(cw_executor *ex)
+{
+    cw__shared *sh = ex->shared;
+    /* From the exchange on, a block freed anywhere releases a reference:
+     * count every block out first (those the exchange returns included). */
+    atomic_fetch_add_explicit(&sh->refs, ex->nblocks, memory_order_relaxed);
+    uint64_t n = rfree_take(ex, CW__INBOX_CLOSED);
+    if (n) /* (the executor's own reference stays: never the last) */
+        cw__shared_release(sh, n);
+    cw__list *h = &sh->slabs;
+    for (cw__list *l = h->next; l != h;) {
+        cw__slab *s = cw__container_of(l, cw__slab, all);
+        l = l->next;
+        if (s->nalloc == 0)
+            slab_release(ex, s);
+    }
+}
+
+void cw__slabs_free(cw__shared *sh)
+{
+    while (!cw__list_empty(&sh->slabs)) {
+        cw__slab *s = cw__container_of(sh->slabs.next, cw__slab, all);
+        cw__list_remove(&s->all);
+        cw__free(s);
+    }
 }
 
 void cw__task_release(cw__task *t)
 {
     /* Holding the only reference, nobody else can take one (a clone needs
      * a reference): skip the locked decrement, the common case at the end
-     * of a detached task. */
+     * of a detached task. (1 also says the inbox bit is clear.) */
     if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1
         || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
         task_free(t);
@@ -96,8 +265,9 @@ void cw__task_drop_state(cw__task *t)
     if (t->flags & CW__T_DROPPED)
         return;
     t->flags |= CW__T_DROPPED;
-    if (t->drop)
-        t->drop(t->state);
+    cw_drop_fn drop = cw__task_drop_fn(t);
+    if (drop)
+        drop(t->state);
 }
 
 /* The queue of a task just queued was not runnable: place it (EEVDF),
@@ -129,7 +299,7 @@ void cw__task_wake_local(cw_executor *ex, cw__task *t)
 /* Take a scheduled task out of its FIFO (abort, free). */
 static void unschedule(cw_executor *ex, cw__task *t)
 {
-    cw_queue *q = t->q;
+    cw_queue *q = cw__task_queue(ex, t);
     cw__list_remove(&t->link);
     q->nrunq--;
     t->flags &= (uint16_t)~CW__T_SCHEDULED;
@@ -139,15 +309,15 @@ static void unschedule(cw_executor *ex, cw__task *t)
 
 void cw__task_end(cw_executor *ex, cw__task *t, int status)
 {
-    cw_queue *q = t->q;
+    cw_queue *q = cw__task_queue(ex, t);
 
     assert(!(t->flags & CW__T_DONE));
     if (t->flags & CW__T_SCHEDULED)
         unschedule(ex, t);
-    t->flags = (uint16_t)((t->flags | CW__T_DONE)
-                          & ~(CW__T_RUNNING | CW__T_NOTIFIED | CW__T_CANCEL));
-    t->status = status;
-    cw__list_remove(&t->live);
+    uint16_t st = status == 0 ? 0 : status == CW_EPANIC ? CW__T_ST_PANIC : CW__T_ST_CANCEL;
+    assert(status == 0 || status == CW_EPANIC || status == -ECANCELED);
+    t->flags = (uint16_t)(((t->flags | CW__T_DONE | st)
+                           & ~(CW__T_RUNNING | CW__T_NOTIFIED | CW__T_CANCEL)));
     ex->stats.tasks_live--;
     if (status == 0) {
         ex->stats.tasks_completed++;
@@ -165,9 +335,9 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
     /* A completed task's state is its result while a join handle holds it. */
     if (status != 0 || !(t->flags & CW__T_HAS_JOIN))
         cw__task_drop_state(t);
-    if (t->join_waiter) {
-        cw_waker *w = t->join_waiter;
-        t->join_waiter = NULL;
+    if ((t->flags & (CW__T_X_JOIN | CW__T_RJOIN)) == CW__T_X_JOIN && cw__task_join(t)->waiter) {
+        cw_waker *w = cw__task_join(t)->waiter;
+        cw__task_join(t)->waiter = NULL;
         cw_waker_wake(w);
     }
     if (!ex->stats.tasks_live && !ex->in_round)
@@ -191,25 +361,25 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
     bool first = ex->stats.tasks_live == 0;
     if (first && cw__driver_watch_notify(ex, true) < 0)
         return -ENOMEM;
-    cw__task *t = task_alloc(ex, size);
+    uint16_t x = (uint16_t)((drop ? CW__T_X_DROP : 0) | (join ? CW__T_X_JOIN : 0)
+                            | (ex->hist_on ? CW__T_X_STAMP : 0));
+    cw__task *t = task_alloc(ex, size, x);
     if (!t) {
         if (first)
             cw__driver_watch_notify(ex, false);
         return -ENOMEM;
     }
     t->poll = poll;
-    t->drop = drop;
-    t->q = q;
     t->inbox_next = NULL;
-    t->join_waiter = NULL;
-    t->panic_msg = NULL;
     atomic_init(&t->refs, join ? 2u : 1u);
-    atomic_init(&t->in_inbox, 0u);
-    t->flags = join ? CW__T_HAS_JOIN : 0;
-    t->status = -EAGAIN;
+    t->flags = (uint16_t)(x | (join ? CW__T_HAS_JOIN : 0));
+    t->qidx = (uint16_t)q->index;
+    if (drop)
+        *(cw_drop_fn *)(void *)cw__task_slot(t, CW__T_X_DROP) = drop;
+    if (join)
+        cw__task_join(t)->waiter = NULL;
     if (size)
         memcpy(t->state, state, size);
-    cw__list_push_back(&ex->live, &t->live);
     ex->stats.tasks_live++;
     ex->stats.tasks_spawned++;
     q->spawned++;

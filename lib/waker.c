@@ -7,7 +7,7 @@
  * its queue. From another thread a wake pushes the task onto the shared
  * inbox, a Treiber stack (lock-free multi-producer; the executor takes the
  * whole stack with one exchange and reverses it, so remote wakes keep
- * their order). The per-task in_inbox flag keeps a task in the stack at
+ * their order). The CW__REF_INBOX bit of the task's refs keeps it in the stack at
  * most once (no allocation: the link is in the block), and the push holds
  * a reference so the block outlives its stay there.
  *
@@ -77,6 +77,7 @@ void cw__shared_release(cw__shared *sh, size_t n)
     if (atomic_fetch_sub_explicit(&sh->refs, n, memory_order_acq_rel) != n)
         return;
     assert(!sh->ex);
+    cw__slabs_free(sh);
     if (sh->notify_rfd >= 0)
         close(sh->notify_rfd);
     if (sh->notify_wfd >= 0 && sh->notify_wfd != sh->notify_rfd)
@@ -89,15 +90,18 @@ void cw__shared_release(cw__shared *sh, size_t n)
 
 static void wake_remote(cw__task *t)
 {
-    cw__shared *sh = t->shared;
+    cw__shared *sh = cw__task_shared(t);
 
-    if (atomic_exchange(&t->in_inbox, 1u))
-        return; /* already on its way */
-    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    /* Mark it in the inbox and take the inbox's reference, in one step. */
+    unsigned r = atomic_load(&t->refs);
+    do {
+        if (r & CW__REF_INBOX)
+            return; /* already on its way */
+    } while (!atomic_compare_exchange_weak(&t->refs, &r, (r + 1) | CW__REF_INBOX));
     cw__task *head = atomic_load(&sh->inbox);
     do {
         if (head == CW__INBOX_CLOSED) { /* the executor is gone */
-            atomic_store(&t->in_inbox, 0u);
+            atomic_fetch_and(&t->refs, ~CW__REF_INBOX);
             cw__task_release(t);
             return;
         }
@@ -124,12 +128,12 @@ void cw__inbox_drain(cw_executor *ex)
         /* an exchange, not a store: it reads the value a remote waker's
          * exchange wrote, so that waker's writes happen before the poll
          * this wake leads to (a store would not synchronise with it) */
-        atomic_exchange(&fifo->in_inbox, 0u);
+        atomic_fetch_and(&fifo->refs, ~CW__REF_INBOX);
         if (fifo->flags & CW__T_SPAWNING) /* cw_spawn_remote() */
             cw__spawn_remote_finish(ex, fifo);
         else if (!(fifo->flags & CW__T_DONE)) {
             ex->stats.wakes_remote++;
-            CW__HOOK(ex, wake, fifo->q, fifo->state, true);
+            CW__HOOK(ex, wake, cw__task_queue(ex, fifo), fifo->state, true);
             cw__task_wake_local(ex, fifo);
         }
         cw__task_release(fifo);
@@ -158,11 +162,11 @@ void cw_waker_wake_by_ref(const cw_waker *w)
     if (!w)
         return;
     cw__task *t = cw__task_of_waker(w);
-    cw__shared *sh = t->shared;
+    cw__shared *sh = cw__task_shared(t);
     if (cw__on_thread(sh)) {
         if (sh->ex && !(t->flags & CW__T_DONE)) {
             sh->ex->stats.wakes_local++;
-            CW__HOOK(sh->ex, wake, t->q, t->state, false);
+            CW__HOOK(sh->ex, wake, cw__task_queue(sh->ex, t), t->state, false);
             cw__task_wake_local(sh->ex, t);
         }
     } else {

@@ -2,7 +2,9 @@
  * spawning from a task defers the child, bad arguments change nothing,
  * drop functions run exactly once at the documented moment, task memory
  * is reused and counted, and freeing the executor cancels everything. */
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -671,6 +673,244 @@ START_TEST(large_state_beyond_size_classes_works)
 }
 END_TEST
 
+/* ---- task memory: slabs and slots ------------------------------------------ */
+
+/* An allocator that knows how many bytes are out (a 16-byte header keeps
+ * each block's size). */
+static atomic_llong g_out;
+
+static long long out_bytes(void)
+{
+    return atomic_load(&g_out);
+}
+
+static void *cnt_malloc(size_t n)
+{
+    size_t *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    *p = n;
+    atomic_fetch_add(&g_out, (long long)n);
+    return (char *)p + 16;
+}
+
+static void cnt_free(void *q)
+{
+    if (!q)
+        return;
+    size_t *p = (size_t *)(void *)((char *)q - 16);
+    atomic_fetch_sub(&g_out, (long long)*p);
+    free(p);
+}
+
+static void *cnt_realloc(void *q, size_t n)
+{
+    if (!q)
+        return cnt_malloc(n);
+    size_t *p = (size_t *)(void *)((char *)q - 16);
+    size_t old = *p;
+    size_t *r = realloc(p, n + 16);
+    if (!r)
+        return NULL;
+    *r = n;
+    atomic_fetch_add(&g_out, (long long)n - (long long)old);
+    return (char *)r + 16;
+}
+
+struct s32 {
+    uint64_t a[4];
+};
+
+static cw_poll ready_poll(void *p, cw_cx *cx)
+{
+    (void)p;
+    (void)cx;
+    return CW_READY;
+}
+
+/* Keeps a clone of its waker in the slot its state names, then ends. */
+struct keeper {
+    cw_waker **slot;
+    uint64_t pad[3];
+};
+
+static cw_poll keeper_poll(void *p, cw_cx *cx)
+{
+    struct keeper *k = p;
+    *k->slot = cw_waker_clone(cw_cx_waker(cx));
+    return CW_READY;
+}
+
+static void run_all(tenv *env)
+{
+    while (stats_of(env->ex).tasks_live)
+        tenv_turn(env);
+}
+
+START_TEST(task_blocks_cost_48_bytes_and_empty_slabs_are_given_back)
+{
+    ck_assert_int_eq(cw_set_allocator(cnt_malloc, cnt_realloc, cnt_free), 0);
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    struct s32 st = {{1, 2, 3, 4}};
+    ck_assert_int_eq(cw_spawn(q, ready_poll, &st, sizeof st, NULL, NULL), 0);
+    run_all(&env); /* one slab of the class now, kept while empty */
+    long long base = out_bytes();
+
+    enum { N = 20000 };
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(cw_spawn(q, ready_poll, &st, sizeof st, NULL, NULL), 0);
+    long long peak = out_bytes() - base;
+    /* 48-byte header + 32-byte state, no slots, slab headers amortised */
+    ck_assert_msg(peak >= N * 80LL && peak <= N * 82LL, "%lld bytes for %d tasks", peak, N);
+    run_all(&env);
+    /* every slab emptied; at most one kept */
+    ck_assert_int_le(out_bytes() - base, 0);
+    tenv_free(&env);
+    ck_assert_int_eq(out_bytes(), 0);
+    ck_assert_int_eq(cw_set_allocator(NULL, NULL, NULL), 0); /* nothing holds it */
+}
+END_TEST
+
+enum { NKEEP = 3000 };
+static cw_waker *g_keep[NKEEP];
+
+static void *free_keeps(void *arg)
+{
+    int from = *(int *)arg;
+    for (int i = from; i < NKEEP; i += 2)
+        cw_waker_free(g_keep[i]);
+    return NULL;
+}
+
+START_TEST(blocks_freed_elsewhere_go_back_to_their_slabs_and_outlive_the_executor)
+{
+    ck_assert_int_eq(cw_set_allocator(cnt_malloc, cnt_realloc, cnt_free), 0);
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+
+    /* blocks that outlive their tasks (a waker clone each), freed on
+     * another thread while the executor lives */
+    for (int i = 0; i < NKEEP; i++) {
+        struct keeper k = {.slot = &g_keep[i]};
+        ck_assert_int_eq(cw_spawn(q, keeper_poll, &k, sizeof k, NULL, NULL), 0);
+    }
+    run_all(&env);
+    long long full = out_bytes();
+    pthread_t th[2];
+    int from[2] = {0, 1};
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, free_keeps, &from[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    /* the same number again: the blocks come back, no new slabs */
+    for (int i = 0; i < NKEEP; i++) {
+        struct keeper k = {.slot = &g_keep[i]};
+        ck_assert_int_eq(cw_spawn(q, keeper_poll, &k, sizeof k, NULL, NULL), 0);
+    }
+    ck_assert_int_le(out_bytes(), full);
+    run_all(&env);
+
+    /* outliving the executor: half freed on another thread, half here */
+    tenv_free(&env);
+    ck_assert_int_gt(out_bytes(), 0);
+    ck_assert_int_eq(cw_set_allocator(NULL, NULL, NULL), -EBUSY);
+    ck_assert_int_eq(pthread_create(&th[0], NULL, free_keeps, &from[0]), 0);
+    ck_assert_int_eq(pthread_join(th[0], NULL), 0);
+    for (int i = 1; i < NKEEP; i += 2) {
+        cw_waker_wake_by_ref(g_keep[i]); /* a no-op now */
+        cw_waker_free(g_keep[i]);
+    }
+    ck_assert_int_eq(out_bytes(), 0);
+    ck_assert_int_eq(cw_set_allocator(NULL, NULL, NULL), 0);
+}
+END_TEST
+
+/* A state of n bytes with a pattern the task checks at every poll and
+ * the join checks at the end: the slots at the block's end (drop
+ * function, join, runnable stamp) must not touch it. */
+static int g_slot_bad;
+
+static void fill(unsigned char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(seed + i * 13);
+}
+
+static bool intact(const unsigned char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (unsigned char)(seed + i * 13))
+            return false;
+    return true;
+}
+
+static size_t g_slot_n;
+static int g_slot_polls;
+
+static cw_poll slot_poll(void *p, cw_cx *cx)
+{
+    if (!intact(p, g_slot_n, (unsigned)g_slot_n))
+        g_slot_bad++;
+    if (g_slot_polls++ % 2 == 0) { /* once queued again: a stamp written */
+        cw_waker_wake_by_ref(cw_cx_waker(cx));
+        return CW_PENDING;
+    }
+    return CW_READY;
+}
+
+static int g_slot_drops;
+
+static void slot_drop(void *p)
+{
+    if (!intact(p, g_slot_n, (unsigned)g_slot_n))
+        g_slot_bad++;
+    g_slot_drops++;
+}
+
+START_TEST(optional_slots_never_touch_the_state)
+{
+    for (int hist = 0; hist < 2; hist++) {
+        cw_config *cfg = cfg_one();
+        cw_config_set_histograms(cfg, hist);
+        tenv env;
+        tenv_init(&env, cfg, 1);
+        cw_queue *q = cw_executor_queue(env.ex, Q1);
+        static unsigned char buf[1200];
+        for (size_t n = 0; n <= sizeof buf; n += 8) {
+            for (int k = 0; k < 4; k++) { /* drop?, join? */
+                bool drop = k & 1, join = k & 2;
+                g_slot_n = n;
+                g_slot_polls = 0;
+                g_slot_drops = 0;
+                fill(buf, n, (unsigned)n);
+                cw_join *j = NULL;
+                ck_assert_int_eq(cw_spawn(q, slot_poll, buf, n, drop ? slot_drop : NULL,
+                                          join ? &j : NULL), 0);
+                run_all(&env);
+                ck_assert_int_eq(g_slot_polls, 2);
+                if (join) {
+                    ck_assert_int_eq(cw_join_status(j), 0);
+                    ck_assert_msg(n == 0 || intact(cw_join_state(j), n, (unsigned)n),
+                                  "state of %zu bytes (drop %d, hist %d) changed", n, drop, hist);
+                    cw_join_free(j);
+                }
+                ck_assert_int_eq(g_slot_drops, drop ? 1 : 0);
+                ck_assert_msg(!g_slot_bad, "state of %zu bytes (drop %d join %d hist %d) changed",
+                              n, drop, join, hist);
+            }
+        }
+        struct cw_queue_stats qs;
+        ck_assert_int_eq(cw_queue_stats(q, &qs), 0);
+        if (hist) /* the stamps were read: every poll's queue delay counted */
+            ck_assert_uint_eq(qs.queue_delay_ns.count, qs.polls);
+        tenv_free(&env);
+    }
+}
+END_TEST
+
 START_TEST(pending_without_wake_is_not_polled_again)
 {
     tenv env;
@@ -736,6 +976,9 @@ static Suite *suite(void)
     tcase_add_test(tc, executor_free_cancels_live_tasks_and_drops_each_once);
     tcase_add_test(tc, large_state_beyond_size_classes_works);
     tcase_add_test(tc, pending_without_wake_is_not_polled_again);
+    tcase_add_test(tc, task_blocks_cost_48_bytes_and_empty_slabs_are_given_back);
+    tcase_add_test(tc, blocks_freed_elsewhere_go_back_to_their_slabs_and_outlive_the_executor);
+    tcase_add_test(tc, optional_slots_never_touch_the_state);
     suite_add_tcase(s, tc);
     return s;
 }

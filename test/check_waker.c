@@ -37,7 +37,7 @@ static uint64_t runnable_of(const cw_queue *q)
 
 static unsigned refs_of(const cw_waker *w)
 {
-    return atomic_load(&cw__task_of_waker(w)->refs);
+    return CW__REF_COUNT(atomic_load(&cw__task_of_waker(w)->refs));
 }
 
 /* The order in which tasks were polled, one letter per poll. */

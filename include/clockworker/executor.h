@@ -48,7 +48,7 @@ CW_EXTERN int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_
 
 /**
  * Free an executor: cancels every live task (each drop function runs
- * exactly once, here), removes its events from the base and frees its
+ * exactly once, here, in no promised order), removes its events from the base and frees its
  * memory. Join handles the user still holds stay valid (status
  * -ECANCELED for the tasks cancelled here) until cw_join_free(); wakers
  * still held elsewhere stay valid and become no-ops. A spawn attempted
