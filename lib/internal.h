@@ -346,6 +346,7 @@ struct cw__timers {
     uint64_t seq;              /* next registration number */
     uint64_t armed_at;         /* deadline the driver timer was armed for */
     bool armed;
+    bool firing;               /* in cw__timers_fire() */
 };
 
 struct cw_executor {
@@ -452,9 +453,19 @@ static inline cw_queue *cw__task_queue(const cw_executor *ex, const cw__task *t)
     return &ex->queues[t->qidx];
 }
 
-/* Put a task at the tail of its queue; the queue may become runnable. */
+void cw__timers_catch_up(cw_executor *ex); /* time.c */
+
+/* Put a task at the tail of its queue; the queue may become runnable.
+ * From outside a round, sleeps already due are woken first: they became
+ * runnable before this task did (as a libevent pass runs expired timers
+ * before the callbacks its other callbacks activate). */
 static inline void cw__task_enqueue(cw_executor *ex, cw__task *t)
 {
+    if (!ex->in_round && ex->timers.n) {
+        cw__timers_catch_up(ex);
+        if (t->flags & CW__T_SCHEDULED) /* its own sleep was due */
+            return;
+    }
     cw_queue *q = &ex->queues[t->qidx];
     assert(!(t->flags & (CW__T_SCHEDULED | CW__T_DONE)));
     t->flags |= CW__T_SCHEDULED;

@@ -199,6 +199,7 @@ void cw__timers_fire(cw_executor *ex, uint64_t now)
 {
     struct cw__timers *t = &ex->timers;
 
+    t->firing = true; /* the wakes below must not catch up again */
     while (t->n && t->heap[0]->cw__when <= now) {
         cw_sleep *s = t->heap[0];
         heap_remove(t, s);
@@ -208,8 +209,18 @@ void cw__timers_fire(cw_executor *ex, uint64_t now)
         s->cw__state = SLEEP_DONE;
         cw_waker_wake(w); /* last: it may release the block holding s */
     }
+    t->firing = false;
     rearm(ex, now);
     CHECK(ex);
+}
+
+void cw__timers_catch_up(cw_executor *ex)
+{
+    if (ex->timers.firing || ex->freeing)
+        return;
+    uint64_t now = cw__now(ex);
+    if (ex->timers.heap[0]->cw__when <= now)
+        cw__timers_fire(ex, now);
 }
 
 void cw__executor_timers(cw_executor *ex)

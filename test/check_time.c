@@ -366,6 +366,53 @@ START_TEST(a_round_start_wakes_due_sleepers_without_the_timer)
 }
 END_TEST
 
+/* A task that logs itself in the wake log when polled. */
+static cw_poll marker_poll(void *state, cw_cx *cx)
+{
+    (void)cx;
+    g_wake_log[g_nwake++] = *(int *)state;
+    return CW_READY;
+}
+
+/* Sleeps that came due before a task is spawned or woken from outside a
+ * round are queued before it (as libevent runs expired timers before the
+ * callbacks the same pass activates), with no round or timer in between. */
+START_TEST(due_sleepers_queue_before_a_task_that_becomes_runnable_after_them)
+{
+    tenv env;
+    tenv_init(&env, one_queue_cfg(), 1);
+    reset(&env);
+    uint64_t t0 = env.clk.now;
+    /* an hour: the real timer never fires during the test */
+    spawn_until(&env, 0, t0 + 3600000 * MS, 0, NULL);
+    spawn_until(&env, 1, t0 + 3600000 * MS + 2, 0, NULL);
+    settle(&env);
+    ck_assert_int_eq(g_nreg, 2);
+    env.clk.now = t0 + 3600000 * MS + 1; /* 0 is due, 1 is not */
+    int id = 7;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, Q), marker_poll, &id, sizeof id, NULL, NULL),
+                     0);
+    settle(&env);
+    ck_assert_int_eq(g_nwake, 2);
+    ck_assert_int_eq(g_wake_log[0], 0);
+    ck_assert_int_eq(g_wake_log[1], 7);
+    ck_assert_int_eq(env.ex->timers.n, 1); /* 1 still sleeps */
+
+    /* a due sleeper woken from outside by its own waker: queued once */
+    env.clk.now = t0 + 3600000 * MS + 2;
+    ck_assert_ptr_nonnull(g_sleep_of[1]);
+    cw_waker *w = cw_waker_clone(g_sleep_of[1]->cw__waker);
+    ck_assert_ptr_nonnull(w);
+    cw_waker_wake(w);
+    settle(&env);
+    ck_assert_int_eq(g_nwake, 3);
+    ck_assert_int_eq(g_wake_log[2], 1);
+    ck_assert_int_eq(g_polls_of[1], 2);
+    ck_assert_int_eq(env.ex->timers.n, 0);
+    tenv_free(&env);
+}
+END_TEST
+
 /* A task woken early (not by its sleep) polls again: still pending, one
  * heap entry, and the deadline counts from the first poll. */
 static cw_waker *g_parked;
@@ -881,6 +928,7 @@ int main(void)
     tcase_add_test(tc, sleep_of_zero_is_ready_at_first_poll);
     tcase_add_test(tc, only_sleepers_whose_deadline_passed_wake);
     tcase_add_test(tc, a_round_start_wakes_due_sleepers_without_the_timer);
+    tcase_add_test(tc, due_sleepers_queue_before_a_task_that_becomes_runnable_after_them);
     tcase_add_test(tc, polling_again_before_the_deadline_keeps_the_first_deadline);
     tcase_add_test(tc, a_task_polled_after_its_deadline_is_ready_before_the_heap_sees_it);
     tcase_add_test(tc, a_dropped_sleep_leaves_the_heap_at_once_and_never_fires);

@@ -213,6 +213,7 @@ struct model {
     /* the executor's state as the model sees it */
     bool round_pending, in_round, idle, sleeping, fd_signaled, watched;
     bool timer_active, freeing;
+    bool firing;            /* in fire() */
     int curr;              /* queue of the slice in progress, -1 */
     uint64_t slice_start, round_start;
     uint32_t round_polls;
@@ -630,9 +631,17 @@ static void schedule(model *m)
     m->round_pending = true;
 }
 
-/* cw__task_enqueue(): at the tail of its queue. */
+static void fire(model *m);
+
+/* cw__task_enqueue(): at the tail of its queue; from outside a round the
+ * sleeps already due go first (cw__timers_catch_up). */
 static void enqueue(model *m, mtask *t)
 {
+    if (!m->in_round && m->nlist[L_SLEEP] && !m->firing && !m->freeing) {
+        fire(m);
+        if (t->st == T_SCHED) /* its own sleep was due */
+            return;
+    }
     mq *q = &m->qs[t->q];
     bool was_on = q->len || m->curr == t->q;
     fifo_push(m, t);
@@ -723,6 +732,7 @@ static void fire(model *m)
             due[j] = due[j - 1];
             due[j - 1] = x;
         }
+    m->firing = true;
     for (uint32_t i = 0; i < n; i++) {
         mtask *t = &m->t[due[i]];
         sleep_forget(m, t);
@@ -730,6 +740,7 @@ static void fire(model *m)
         m->res.sleeps_fired++;
         api_wake_local(m, t);
     }
+    m->firing = false;
 }
 
 /* Its drop function must run now (inside the call about to be made, or

@@ -7,8 +7,11 @@
  * CLOCK_MONOTONIC, or the clock injected with cw_config_set_clock()). The
  * executor keeps every pending sleep in one min-heap ordered by deadline
  * and arms a single libevent timer at the earliest one; it wakes the tasks
- * whose deadlines have passed when that timer fires and at the start of
- * every scheduling round, in deadline order, and sleeps with equal
+ * whose deadlines have passed when that timer fires, at the start of
+ * every scheduling round, and before a task is spawned or woken from
+ * outside a round (so a sleep that came due queues ahead of work that
+ * became runnable after it, as libevent runs expired timers before the
+ * callbacks a pass activates); in deadline order, and sleeps with equal
  * deadlines in the order they were first polled PENDING. A woken task
  * runs when its queue's turn comes: the deadline is a lower bound of when
  * the task runs again, not a promise of when.
