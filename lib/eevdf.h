@@ -6,8 +6,10 @@
  * queue emptied) and asks it which queue runs next. The tests drive it with
  * invented durations.
  *
- * Cost: enqueue (idle -> runnable) O(1); pick O(log n) expected, n runnable
- * queues; charge O(log n) expected; dequeue O(log n) expected.
+ * Cost, n runnable queues: enqueue (idle -> runnable) O(1); pick O(1)
+ * plus O(log n) for each queue whose eligibility changed since the last
+ * pick (about one per pick when many queues are runnable); charge O(1),
+ * O(log n) when it renews the deadline; dequeue and reweight O(log n).
  */
 #ifndef CW_EEVDF_H
 #define CW_EEVDF_H
@@ -18,6 +20,10 @@
 /* Virtual time advances by ns * CW__EEVDF_SCALE / weight. 2^20 keeps the
  * rounding of a 100 us charge under 1 part in 10^4 even at weight 2^16. */
 #define CW__EEVDF_SCALE ((uint64_t)1 << 20)
+
+/* Most queues one scheduler holds (the executor's CW_MAX_QUEUES; eevdf.c
+ * checks that they agree): the heaps are arrays of this size. */
+#define CW__EEVDF_MAX 1024
 
 typedef struct cw__eq cw__eq;
 
@@ -32,15 +38,21 @@ struct cw__eq {
     uint32_t index;      /* position in the config: ties go to the lower */
     uint32_t new_weight; /* reweight requested while running (0: none) */
     bool on_rq;          /* runnable: counted in the sums */
-    bool in_tree;        /* in the pick tree */
-    bool in_pending;     /* on the pending list (placed, not yet in tree) */
-    /* treap: keyed by (vruntime, index), augmented with the subtree's
-     * entity of earliest (deadline, index) */
-    uint32_t prio;
-    cw__eq *left, *right;
-    cw__eq *min_dl;
+    bool in_pending;     /* on the pending list (placed, not yet in a heap) */
+    uint8_t heap;        /* CW__EQ_NO_HEAP, CW__EQ_ELIG or CW__EQ_INELIG */
+    uint32_t heap_pos;   /* its slot in that heap */
     cw__eq *next_pending;
 };
+
+/* cw__eq.heap: which heap of cw__eevdf holds the queue. */
+enum { CW__EQ_NO_HEAP, CW__EQ_ELIG, CW__EQ_INELIG };
+
+/* A heap slot: the queue and its key there (d_i in elig, v_i in inelig),
+ * kept side by side so that a sift reads no queue. */
+typedef struct cw__eevdf_slot {
+    uint64_t key;
+    cw__eq *e;
+} cw__eevdf_slot;
 
 typedef struct cw__eevdf {
     /*
@@ -62,13 +74,24 @@ typedef struct cw__eevdf {
     uint64_t base;
     uint64_t v_idle;      /* V while nothing is runnable */
     uint32_t nr_running;  /* runnable queues, curr included */
-    cw__eq *root;         /* runnable, not running, inserted */
-    cw__eq *pending;      /* runnable, placed, not yet inserted (O(1) wake) */
-    cw__eq *curr;         /* the queue whose slice runs now, or NULL */
+    cw__eq *pending;      /* runnable, placed, not yet in a heap (O(1) wake) */
+    cw__eq *curr;         /* the queue whose slice runs now (in elig), or NULL */
     uint64_t curr_ns;     /* ns of curr's slice already charged */
     uint64_t latency_ns;
     uint64_t min_slice_ns;
-    uint32_t rng;
+    /*
+     * Every runnable queue not on the pending list sits in one of two
+     * 4-ary min-heaps (arrays; each queue knows its slot):
+     *
+     *     elig    by (d_i, index): the queues last seen eligible, and curr
+     *     inelig  by (v_i, index): the queues last seen ineligible
+     *
+     * The split is a hint, not an invariant (V moves both ways); pick
+     * makes it exact where it matters. See eevdf.c.
+     */
+    uint32_t n_elig, n_inelig;
+    cw__eevdf_slot elig[CW__EEVDF_MAX];
+    cw__eevdf_slot inelig[CW__EEVDF_MAX];
 } cw__eevdf;
 
 void cw__eevdf_init(cw__eevdf *s, uint64_t latency_ns, uint64_t min_slice_ns);
@@ -82,8 +105,8 @@ static inline bool cw__vt_before(uint64_t a, uint64_t b)
 
 /* Idle -> runnable: place at V - lag. Returns true when the running
  * queue's slice should end at the next poll (e is eligible and its
- * deadline is earlier than curr's). O(1): the tree insert waits for the
- * next pick. */
+ * deadline is earlier than curr's). O(1): the heap insert waits for the
+ * next pick. At most CW__EEVDF_MAX queues may be runnable at once. */
 bool cw__eevdf_enqueue(cw__eevdf *s, cw__eq *e);
 
 /* Runnable, not running -> idle (its last task went away). */
@@ -114,9 +137,9 @@ uint64_t cw__eevdf_avg(const cw__eevdf *s);
 int64_t cw__eevdf_lag(const cw__eevdf *s, const cw__eq *e);
 bool cw__eevdf_eligible(const cw__eevdf *s, const cw__eq *e);
 
-/* Recompute every sum and the tree invariants from scratch (walking the
- * tree, the pending list and curr); aborts on a mismatch. O(n). Built
- * with CW_DEBUG, every operation ends with it; tests call it. */
+/* Recompute every sum and the heap invariants from scratch (walking the
+ * heaps and the pending list); aborts on a mismatch. O(n). Built with
+ * CW_DEBUG, every operation ends with it; tests call it. */
 void cw__eevdf_check(const cw__eevdf *s);
 
 #endif

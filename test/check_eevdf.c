@@ -1,6 +1,6 @@
 /* check_eevdf.c - the pure scheduler (lib/eevdf.c) driven with invented
  * durations. The library is built with CW_DEBUG for the tests, so
- * every operation also re-checks the sums and the tree from scratch; the
+ * every operation also re-checks the sums and the heaps from scratch; the
  * tests call cw__eevdf_check() too. */
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +168,159 @@ START_TEST(random_operations_keep_the_invariants)
         cw__eevdf_check(&m->s);
     }
     free(m);
+}
+END_TEST
+
+/* Would e lose its eligibility if x (runnable, not curr) left? From the
+ * sums: V' = (sum_wv - w_x (v_x - b)) / (load - w_x), and e is eligible
+ * after when (v_e - b) * (load - w_x) <= sum_wv - w_x (v_x - b). */
+static bool leave_makes_ineligible(const cw__eevdf *s, const cw__eq *x, const cw__eq *e)
+{
+    __int128 sum = s->sum_wv - (__int128)x->weight * (int64_t)(x->vruntime - s->base);
+    __int128 load = (__int128)(s->load - x->weight);
+    return cw__eevdf_eligible(s, e) && (__int128)(int64_t)(e->vruntime - s->base) * load > sum;
+}
+
+/* A queue sits in the eligible heap; another leaves with negative lag,
+ * pulling V below the first one's v: the next pick must pass it over
+ * (it is still in that heap when pick starts). */
+START_TEST(queue_made_ineligible_by_a_leave_is_not_picked)
+{
+    uint32_t w[6] = {1, 2, 3, 1, 5, 1};
+    sim *m = sim_new(w, 6, 2 * MS, 100 * US);
+    uint32_t seen = 0;
+    srand(4242);
+    for (uint32_t i = 0; i < 6; i++)
+        cw__eevdf_enqueue(&m->s, &m->q[i]);
+    for (int k = 0; k < 20000 && seen < 200; k++) {
+        uint64_t slice;
+        cw__eq *p = cw__eevdf_pick(&m->s, &slice);
+        cw__eevdf_charge(&m->s, 1 + (uint64_t)rand() % (300 * US), true);
+        (void)p;
+        /* nothing is curr now: look for a leaver x and a victim e */
+        cw__eq *x = NULL, *e = NULL;
+        for (uint32_t i = 0; i < 6 && !e; i++) {
+            if (!m->q[i].on_rq || cw__eevdf_lag(&m->s, &m->q[i]) >= 0)
+                continue;
+            for (uint32_t j = 0; j < 6 && !e; j++)
+                if (j != i && m->q[j].on_rq && m->q[j].heap == CW__EQ_ELIG
+                    && leave_makes_ineligible(&m->s, &m->q[i], &m->q[j])) {
+                    x = &m->q[i];
+                    e = &m->q[j];
+                }
+        }
+        if (!e)
+            continue;
+        cw__eevdf_dequeue(&m->s, x);
+        ck_assert(!cw__eevdf_eligible(&m->s, e));
+        ck_assert_int_eq(e->heap, CW__EQ_ELIG); /* still there */
+        cw__eq *want = brute_pick(m);
+        p = cw__eevdf_pick(&m->s, &slice);
+        ck_assert_ptr_ne(p, e);
+        ck_assert_ptr_eq(p, want);
+        ck_assert_int_ge(cw__eevdf_lag(&m->s, p), 0);
+        cw__eevdf_charge(&m->s, 1 + (uint64_t)rand() % (300 * US), true);
+        cw__eevdf_enqueue(&m->s, x);
+        seen++;
+    }
+    ck_assert_uint_ge(seen, 200);
+    cw__eevdf_check(&m->s);
+    free(m);
+}
+END_TEST
+
+/* Queues enter, leave, are reweighted and run at random; every pick is
+ * compared with the brute-force one over all runnable queues. Counts
+ * show that the heaps' hints were stale both ways (an ineligible queue
+ * in the eligible heap, an eligible one in the other) and that deadlines
+ * tied. */
+static void enter_leave_against_brute_force(uint32_t n, uint32_t wmax, uint64_t quantum,
+                                            uint32_t steps, unsigned seed)
+{
+    static uint32_t w[1024];
+    srand(seed);
+    for (uint32_t i = 0; i < n; i++)
+        w[i] = 1 + (uint32_t)rand() % wmax;
+    sim *m = sim_new(w, n, 2 * MS, 50 * US);
+    for (uint32_t i = 0; i < n; i += 7) /* some with a configured slice */
+        cw__eq_init(&m->q[i], i, w[i], quantum * (1 + (uint64_t)rand() % 8));
+    uint32_t picks = 0, stale_elig = 0, stale_inelig = 0, ties = 0;
+    for (uint32_t k = 0; k < steps; k++) {
+        cw__eq *e = &m->q[(uint32_t)rand() % n];
+        switch (rand() % 8) {
+        case 0:
+        case 1:
+            if (!e->on_rq)
+                cw__eevdf_enqueue(&m->s, e);
+            break;
+        case 2:
+            if (e->on_rq && e != m->s.curr)
+                cw__eevdf_dequeue(&m->s, e);
+            break;
+        case 3:
+            if (rand() % 8 == 0)
+                cw__eevdf_reweight(&m->s, e, 1 + (uint32_t)rand() % wmax);
+            else if (m->s.curr)
+                cw__eevdf_update_curr(&m->s, m->s.curr_ns + quantum * (uint64_t)(rand() % 4));
+            break;
+        default:
+            if (m->s.curr) {
+                cw__eevdf_charge(&m->s, m->s.curr_ns + quantum * (uint64_t)(rand() % 40),
+                                 rand() % 4 != 0);
+                break;
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                const cw__eq *q = &m->q[i];
+                if (q->heap == CW__EQ_ELIG && !cw__eevdf_eligible(&m->s, q))
+                    stale_elig++;
+                if (q->heap == CW__EQ_INELIG && cw__eevdf_eligible(&m->s, q))
+                    stale_inelig++;
+            }
+            cw__eq *want = brute_pick(m);
+            for (uint32_t i = 0; want && i < n; i++)
+                if (&m->q[i] != want && m->q[i].on_rq && m->q[i].deadline == want->deadline
+                    && cw__eevdf_eligible(&m->s, &m->q[i]))
+                    ties++;
+            uint64_t slice;
+            cw__eq *p = cw__eevdf_pick(&m->s, &slice);
+            ck_assert_ptr_eq(p, want);
+            if (p) {
+                ck_assert_uint_gt(slice, 0);
+                picks++;
+            }
+        }
+    }
+    cw__eevdf_check(&m->s);
+    ck_assert_uint_gt(picks, steps / 8);
+    ck_assert_uint_gt(stale_elig, 0);
+    ck_assert_uint_gt(stale_inelig, 0);
+    if (wmax == 1)
+        ck_assert_uint_gt(ties, 0);
+    free(m);
+}
+
+START_TEST(random_enter_leave_matches_brute_force)
+{
+    enter_leave_against_brute_force(200, 1000, 7 * US + 13, 60000, 99);
+}
+END_TEST
+
+START_TEST(random_enter_leave_matches_brute_force_few)
+{
+    enter_leave_against_brute_force(5, 8, 10 * US, 100000, 5);
+}
+END_TEST
+
+START_TEST(random_enter_leave_matches_brute_force_all_queues)
+{
+    enter_leave_against_brute_force(1024, 100, 3 * US, 30000, 1024);
+}
+END_TEST
+
+START_TEST(random_enter_leave_matches_brute_force_with_ties)
+{
+    /* equal weights, durations in whole quanta: v and d tie often */
+    enter_leave_against_brute_force(64, 1, 50 * US, 60000, 7);
 }
 END_TEST
 
@@ -403,6 +556,11 @@ static Suite *suite(void)
     tcase_add_test(tc, shares_hold_with_full_slices);
     tcase_add_test(tc, pick_is_earliest_eligible_deadline_among_many);
     tcase_add_test(tc, random_operations_keep_the_invariants);
+    tcase_add_test(tc, queue_made_ineligible_by_a_leave_is_not_picked);
+    tcase_add_test(tc, random_enter_leave_matches_brute_force);
+    tcase_add_test(tc, random_enter_leave_matches_brute_force_few);
+    tcase_add_test(tc, random_enter_leave_matches_brute_force_all_queues);
+    tcase_add_test(tc, random_enter_leave_matches_brute_force_with_ties);
     tcase_add_test(tc, ties_go_to_the_lower_index);
     tcase_add_test(tc, single_queue_fast_path_keeps_v_equal_to_avg);
     tcase_add_test(tc, slice_is_the_derived_request);
