@@ -108,6 +108,12 @@ static bool dl_before(const cw__eq *a, const cw__eq *b)
 /* Wall ns -> virtual span for queue e: ns * S / w, capped. */
 static int64_t vspan(const cw__eq *e, uint64_t ns)
 {
+    if (ns <= UINT64_MAX / CW__EEVDF_SCALE) {
+        /* ns * S fits in 64 bits (ns < 4.8 h): the same quotient from
+         * a 64-bit division, several times cheaper than a 128-bit one */
+        uint64_t v = ns * CW__EEVDF_SCALE / e->weight;
+        return v > (uint64_t)VSPAN_MAX ? VSPAN_MAX : (int64_t)v;
+    }
     unsigned __int128 v = (unsigned __int128)ns * CW__EEVDF_SCALE / e->weight;
     return v > (unsigned __int128)VSPAN_MAX ? VSPAN_MAX : (int64_t)v;
 }
@@ -151,6 +157,12 @@ uint64_t cw__eevdf_avg(const cw__eevdf *s)
 {
     if (!s->load)
         return s->v_idle;
+    if (s->sum_wv >= 0 && s->sum_wv <= (__int128)UINT64_MAX) {
+        /* The usual case: b was moved to V at the last pick and the sum
+         * has grown since by what curr ran. Floor is truncation then, and
+         * a 64-bit division gives the same quotient as a 128-bit one. */
+        return s->base + (uint64_t)s->sum_wv / s->load;
+    }
     __int128 q = s->sum_wv / (__int128)s->load;
     if (s->sum_wv < 0 && q * (__int128)s->load != s->sum_wv)
         q -= 1; /* floor */
