@@ -408,6 +408,8 @@ void cw__executor_round(cw_executor *ex)
     }
 
     ex->in_round = false;
+    if (atomic_load_explicit(&ex->shared->rfree, memory_order_relaxed))
+        cw__slabs_reclaim(ex);
     bool left_work = ex->sched.nr_running != 0;
     if (left_work && (why == CW_SLICE_MAX_POLLS || why == CW_SLICE_DRIVER_YIELD))
         ex->stats.driver_yields++;

@@ -267,6 +267,9 @@ void cw__tasks_cancel_all(cw_executor *ex);
 /* Executor free, last: hand the blocks still referenced over to the
  * shared part's count and free the empty slabs. */
 void cw__slabs_detach(cw_executor *ex);
+/* Blocks freed on other threads go back to their slabs (executor thread:
+ * when a size class runs out of room, and after each round). */
+void cw__slabs_reclaim(cw_executor *ex);
 /* The last reference on the shared part: free every slab left. */
 void cw__slabs_free(cw__shared *sh);
 /* A block built off the executor thread (cw_spawn_remote): a slab of its

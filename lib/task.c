@@ -75,9 +75,6 @@ static void slab_release(cw_executor *ex, cw__slab *s)
     cw__free(s);
 }
 
-/* Blocks freed on other threads go back to their slabs. */
-static void rfree_drain(cw_executor *ex);
-
 static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
 {
     uint16_t cls;
@@ -96,7 +93,7 @@ static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
     }
     cw__list *pl = &ex->partial[cls];
     if (cw__list_empty(pl) && atomic_load_explicit(&ex->shared->rfree, memory_order_relaxed))
-        rfree_drain(ex);
+        cw__slabs_reclaim(ex);
     if (cw__list_empty(pl) && !slab_new(ex, cls))
         return NULL;
     cw__slab *s = cw__container_of(pl->next, cw__slab, partial);
@@ -153,7 +150,7 @@ static uint64_t rfree_take(cw_executor *ex, cw__task *with)
     return n;
 }
 
-static void rfree_drain(cw_executor *ex)
+void cw__slabs_reclaim(cw_executor *ex)
 {
     rfree_take(ex, NULL);
 }
