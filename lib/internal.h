@@ -466,7 +466,8 @@ static inline void cw__task_enqueue(cw_executor *ex, cw__task *t)
 {
     if (!ex->in_round && ex->timers.n) {
         cw__timers_catch_up(ex);
-        if (t->flags & CW__T_SCHEDULED) /* its own sleep was due */
+        /* its own sleep was due, or a hook run by a wake there ended it */
+        if (t->flags & (CW__T_SCHEDULED | CW__T_DONE))
             return;
     }
     cw_queue *q = &ex->queues[t->qidx];

@@ -199,6 +199,7 @@ void cw__timers_fire(cw_executor *ex, uint64_t now)
 {
     struct cw__timers *t = &ex->timers;
 
+    bool was_firing = t->firing; /* (a hook may run the loop: nested) */
     t->firing = true; /* the wakes below must not catch up again */
     while (t->n && t->heap[0]->cw__when <= now) {
         cw_sleep *s = t->heap[0];
@@ -209,7 +210,7 @@ void cw__timers_fire(cw_executor *ex, uint64_t now)
         s->cw__state = SLEEP_DONE;
         cw_waker_wake(w); /* last: it may release the block holding s */
     }
-    t->firing = false;
+    t->firing = was_firing;
     rearm(ex, now);
     CHECK(ex);
 }

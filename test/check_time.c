@@ -16,6 +16,7 @@
  * White-box (internal.h): the heap's size and arming, round_pending (to
  * know that a wake came from the timer and not from a round), and
  * cw__timers_check(), the heap's invariant check. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -409,6 +410,66 @@ START_TEST(due_sleepers_queue_before_a_task_that_becomes_runnable_after_them)
     ck_assert_int_eq(g_wake_log[2], 1);
     ck_assert_int_eq(g_polls_of[1], 2);
     ck_assert_int_eq(env.ex->timers.n, 0);
+    tenv_free(&env);
+}
+END_TEST
+
+/* A wake hook run by that catch-up (the due sleeper's wake) aborts the
+ * task being queued: the enqueue must leave the ended task alone (it was
+ * queued with no reference, polled after its block was freed). */
+static cw_join *g_abort_me;
+static cw_waker *g_t_waker;
+static int g_t_polls;
+
+static cw_poll parked_poll(void *state, cw_cx *cx)
+{
+    (void)state;
+    g_t_polls++;
+    if (!g_t_waker)
+        g_t_waker = cw_waker_clone(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+static void abort_on_sleeper_wake(void *arg, cw_queue *q, void *state, bool remote)
+{
+    (void)arg;
+    (void)q;
+    (void)remote;
+    if (((sleeper *)state)->id == 0 && g_abort_me) {
+        cw_join *j = g_abort_me;
+        g_abort_me = NULL;
+        cw_join_abort(j);
+    }
+}
+
+START_TEST(a_hook_that_ends_the_task_being_queued_during_the_catch_up)
+{
+    cw_config *cfg = one_queue_cfg();
+    cw_hooks h = {.wake = abort_on_sleeper_wake};
+    cw_config_set_hooks(cfg, &h, NULL);
+    tenv env;
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    uint64_t t0 = env.clk.now;
+    spawn_until(&env, 0, t0 + 3600000 * MS, 0, NULL);
+    sleeper other = {.id = 1}; /* (read by the hook: an id that is not 0) */
+    cw_join *jt;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, Q), parked_poll, &other, sizeof other,
+                              NULL, &jt),
+                     0);
+    settle(&env);
+    ck_assert_ptr_nonnull(g_t_waker);
+    env.clk.now = t0 + 3600000 * MS;
+    g_abort_me = jt;
+    cw_waker_wake_by_ref(g_t_waker); /* queue it -> catch-up -> hook aborts it */
+    ck_assert_int_eq(cw_join_status(jt), -ECANCELED);
+    cw_waker_free(g_t_waker);
+    g_t_waker = NULL;
+    cw_join_free(jt);
+    settle(&env);
+    ck_assert_int_eq(g_t_polls, 1);
+    ck_assert_int_eq(g_nwake, 1); /* the sleeper ran */
+    ck_assert_int_eq(live_tasks(&env), 0);
     tenv_free(&env);
 }
 END_TEST
@@ -929,6 +990,7 @@ int main(void)
     tcase_add_test(tc, only_sleepers_whose_deadline_passed_wake);
     tcase_add_test(tc, a_round_start_wakes_due_sleepers_without_the_timer);
     tcase_add_test(tc, due_sleepers_queue_before_a_task_that_becomes_runnable_after_them);
+    tcase_add_test(tc, a_hook_that_ends_the_task_being_queued_during_the_catch_up);
     tcase_add_test(tc, polling_again_before_the_deadline_keeps_the_first_deadline);
     tcase_add_test(tc, a_task_polled_after_its_deadline_is_ready_before_the_heap_sees_it);
     tcase_add_test(tc, a_dropped_sleep_leaves_the_heap_at_once_and_never_fires);

@@ -639,7 +639,7 @@ static void enqueue(model *m, mtask *t)
 {
     if (!m->in_round && m->nlist[L_SLEEP] && !m->firing && !m->freeing) {
         fire(m);
-        if (t->st == T_SCHED) /* its own sleep was due */
+        if (t->st == T_SCHED || t->st == T_DONE) /* its own sleep was due, or ended */
             return;
     }
     mq *q = &m->qs[t->q];
