@@ -8,8 +8,8 @@
  * back to its slab (on the executor thread directly, from elsewhere
  * through the shared part's rfree stack). The shared part (cw__shared)
  * lives while the executor does and, after it is freed, for as long as
- * any block is still referenced (say by a waker on another thread): the
- * executor hands the count of blocks still out over to its refs.
+ * any block is still referenced (say by a waker on another thread): each
+ * slab with blocks out holds a reference on it until its last block goes.
  */
 #ifndef CW_INTERNAL_H
 #define CW_INTERNAL_H
@@ -104,7 +104,7 @@ typedef struct cw__task cw__task;
 
 typedef struct cw__shared {
     atomic_size_t refs;       /* the executor; once it is gone, one per
-                                 block not yet freed */
+                                 slab with blocks not yet freed */
     _Atomic(cw__task *) inbox; /* Treiber stack of remotely woken tasks */
     atomic_int sleeping;      /* 1: no round pending; a remote wake signals */
     int notify_rfd, notify_wfd; /* eventfd (same fd twice) or a pipe */
@@ -112,8 +112,9 @@ typedef struct cw__shared {
     cw_executor *ex;          /* executor thread only; NULL once freed */
     _Atomic(cw__task *) rfree; /* blocks freed on other threads (Treiber
                                  stack); CW__INBOX_CLOSED once the executor
-                                 is gone: then each holds a reference */
-    cw__list slabs;           /* every slab (cw__slab.all) */
+                                 is gone (then a block goes to its slab's
+                                 live count) */
+    cw__list slabs;           /* every slab (cw__slab.all); executor thread */
 } cw__shared;
 
 void cw__shared_release(cw__shared *sh, size_t n);
@@ -178,8 +179,8 @@ struct cw__task {
  * blocks. Slabs are listed in the shared part; the executor thread alone
  * hands blocks out and takes them back (other threads push freed blocks
  * on sh->rfree); the executor frees a slab that empties (keeping one empty
- * slab per class), and the last reference on the shared part frees what
- * is left after the executor is gone.
+ * slab per class). Once the executor is gone, each slab still holding
+ * blocks counts them down atomically and the last one frees it.
  */
 struct cw__slab {
     cw__shared *shared;
@@ -190,6 +191,8 @@ struct cw__slab {
     uint32_t nblocks;          /* blocks it holds */
     uint32_t nused;            /* blocks handed out at least once */
     uint32_t nalloc;           /* blocks handed out now */
+    atomic_uint live;          /* once the executor is gone: blocks out;
+                                  the last one frees the slab */
     uint16_t cls;              /* size class, or CW__NO_CLASS */
     alignas(max_align_t) unsigned char blocks[];
 };
@@ -264,14 +267,13 @@ void cw__queue_runnable(cw_executor *ex, cw_queue *q, uint64_t stamp);
 static inline void cw__task_enqueue(cw_executor *ex, cw__task *t);
 /* Executor free: cancel every live task (a walk over the slabs). */
 void cw__tasks_cancel_all(cw_executor *ex);
-/* Executor free, last: hand the blocks still referenced over to the
- * shared part's count and free the empty slabs. */
+/* Executor free, last: free the empty slabs; each slab with blocks still
+ * referenced is freed by its last block, and holds a reference on the
+ * shared part until then. */
 void cw__slabs_detach(cw_executor *ex);
 /* Blocks freed on other threads go back to their slabs (executor thread:
  * when a size class runs out of room, and after each round). */
 void cw__slabs_reclaim(cw_executor *ex);
-/* The last reference on the shared part: free every slab left. */
-void cw__slabs_free(cw__shared *sh);
 /* A block built off the executor thread (cw_spawn_remote): a slab of its
  * own; the executor adopts it (cw__slab_adopt) when it takes it in. */
 cw__task *cw__task_alloc_remote(cw__shared *sh, size_t state_size, uint16_t xflags);
@@ -392,7 +394,6 @@ struct cw_executor {
     cw_fdwait *fdwaits;        /* waits that own an event (io.c) */
     cw__list partial[CW__NCLASSES]; /* slabs with room, by class */
     uint32_t nempty[CW__NCLASSES];  /* of them, slabs with no block out */
-    uint64_t nblocks;          /* blocks handed out (slab and single) */
     struct cw_executor_stats stats;
 };
 

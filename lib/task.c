@@ -88,7 +88,6 @@ static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
         cw__list_push_back(&ex->shared->slabs, &s->all);
         t = (cw__task *)(void *)s->blocks;
         t->slab = s;
-        ex->nblocks++;
         return t;
     }
     cw__list *pl = &ex->partial[cls];
@@ -108,7 +107,6 @@ static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
         ex->nempty[cls]--;
     if (s->nalloc == s->nblocks)
         cw__list_remove(&s->partial);
-    ex->nblocks++;
     return t;
 }
 
@@ -117,7 +115,6 @@ static void slab_put(cw_executor *ex, cw__task *t)
 {
     cw__slab *s = t->slab;
     t->flags = CW__T_FREE;
-    ex->nblocks--;
     if (s->cls == CW__NO_CLASS) {
         s->nalloc = 0;
         if (!ex->freeing) /* (the free walk needs the list as it is) */
@@ -136,23 +133,25 @@ static void slab_put(cw_executor *ex, cw__task *t)
     }
 }
 
-/* Take the blocks other threads freed (leaving the stack empty, or
- * closed for good); returns how many. */
-static uint64_t rfree_take(cw_executor *ex, cw__task *with)
+void cw__slabs_reclaim(cw_executor *ex)
 {
-    cw__task *t = atomic_exchange(&ex->shared->rfree, with);
-    uint64_t n = 0;
-    for (; t; n++) {
+    cw__task *t = atomic_exchange(&ex->shared->rfree, NULL);
+    while (t) {
         cw__task *next = t->inbox_next;
         slab_put(ex, t);
         t = next;
     }
-    return n;
 }
 
-void cw__slabs_reclaim(cw_executor *ex)
+/* The executor is gone: the block's slab counts it out (any thread). */
+static void block_gone(cw__task *t)
 {
-    rfree_take(ex, NULL);
+    cw__slab *s = t->slab;
+    cw__shared *sh = s->shared;
+    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_acq_rel) == 1) {
+        cw__free(s);
+        cw__shared_release(sh, 1);
+    }
 }
 
 /* The block is unreferenced. */
@@ -172,7 +171,7 @@ static void task_free(cw__task *t)
     cw__task *head = atomic_load(&sh->rfree);
     do {
         if (head == CW__INBOX_CLOSED) {
-            cw__shared_release(sh, 1); /* the slab goes with the last one */
+            block_gone(t);
             return;
         }
         t->inbox_next = head;
@@ -199,7 +198,6 @@ void cw__task_free_unadopted(cw__task *t)
 void cw__slab_adopt(cw_executor *ex, cw__task *t)
 {
     cw__list_push_back(&ex->shared->slabs, &t->slab->all);
-    ex->nblocks++;
 }
 
 void cw__tasks_cancel_all(cw_executor *ex)
@@ -223,27 +221,34 @@ void cw__tasks_cancel_all(cw_executor *ex)
 void cw__slabs_detach(cw_executor *ex)
 {
     cw__shared *sh = ex->shared;
-    /* From the exchange on, a block freed anywhere releases a reference:
-     * count every block out first (those the exchange returns included). */
-    atomic_fetch_add_explicit(&sh->refs, ex->nblocks, memory_order_relaxed);
-    uint64_t n = rfree_take(ex, CW__INBOX_CLOSED);
-    if (n) /* (the executor's own reference stays: never the last) */
-        cw__shared_release(sh, n);
+    /* Blocks other threads freed meanwhile go back first. */
+    cw__slabs_reclaim(ex);
+    /* Each slab with blocks out is on its own from here: no list holds
+     * it, its live count says how many blocks are out, the last one frees
+     * it; the shared part counts the slabs. */
+    size_t n = 0;
     cw__list *h = &sh->slabs;
     for (cw__list *l = h->next; l != h;) {
         cw__slab *s = cw__container_of(l, cw__slab, all);
         l = l->next;
-        if (s->nalloc == 0)
+        if (s->nalloc == 0) {
             slab_release(ex, s);
-    }
-}
-
-void cw__slabs_free(cw__shared *sh)
-{
-    while (!cw__list_empty(&sh->slabs)) {
-        cw__slab *s = cw__container_of(sh->slabs.next, cw__slab, all);
+            continue;
+        }
+        atomic_init(&s->live, s->nalloc);
         cw__list_remove(&s->all);
-        cw__free(s);
+        cw__list_remove(&s->partial);
+        n++;
+    }
+    atomic_fetch_add_explicit(&sh->refs, n, memory_order_relaxed);
+    /* From the exchange on, a freed block goes to block_gone(); those
+     * pushed before it are taken here (the executor's own reference is
+     * still held: never the last). */
+    cw__task *t = atomic_exchange(&sh->rfree, CW__INBOX_CLOSED);
+    while (t) {
+        cw__task *next = t->inbox_next;
+        block_gone(t);
+        t = next;
     }
 }
 

@@ -76,8 +76,7 @@ void cw__shared_release(cw__shared *sh, size_t n)
 {
     if (atomic_fetch_sub_explicit(&sh->refs, n, memory_order_acq_rel) != n)
         return;
-    assert(!sh->ex);
-    cw__slabs_free(sh);
+    assert(!sh->ex && cw__list_empty(&sh->slabs));
     if (sh->notify_rfd >= 0)
         close(sh->notify_rfd);
     if (sh->notify_wfd >= 0 && sh->notify_wfd != sh->notify_rfd)
