@@ -121,6 +121,9 @@ void cw__shared_release(cw__shared *sh, size_t n);
 int cw__notify_open(cw__shared *sh);
 void cw__notify_signal(cw__shared *sh);
 void cw__notify_drain(cw__shared *sh);
+/* Push a block on the inbox and signal the executor if it sleeps (the
+ * protocol in waker.c); false once the inbox is closed. Any thread. */
+bool cw__inbox_push(cw__shared *sh, cw__task *t);
 
 /* ---- tasks -------------------------------------------------------------- */
 enum {
@@ -203,6 +206,20 @@ union cw__join_slot {
     cw_waker *waiter;               /* the task awaiting this one (owned ref) */
     struct cw_remote_join *rjoin;   /* CW__T_RJOIN (no cw_join then) */
 };
+
+/* Push a block on a Treiber stack of the shared part (the inbox, rfree),
+ * linked by inbox_next; false, with nothing pushed, once the stack is
+ * closed (CW__INBOX_CLOSED: the executor is gone). Any thread. */
+static inline bool cw__stack_push(_Atomic(cw__task *) *top, cw__task *t)
+{
+    cw__task *head = atomic_load(top);
+    do {
+        if (head == CW__INBOX_CLOSED)
+            return false;
+        t->inbox_next = head;
+    } while (!atomic_compare_exchange_weak(top, &head, t));
+    return true;
+}
 
 static inline cw__shared *cw__task_shared(const cw__task *t)
 {

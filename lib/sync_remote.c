@@ -483,21 +483,14 @@ int cw_spawn_remote(cw_spawner *sp, cw_poll_fn poll, const void *state, size_t s
         memcpy(t->state, state, size);
     /* sh is alive: the spawner holds a reference on its anchor block */
 
-    cw__task *head = atomic_load(&sh->inbox);
-    do {
-        if (head == CW__INBOX_CLOSED) { /* freed meanwhile: undo */
-            cw__task_free_unadopted(t);
-            if (rj) {
-                atomic_store(&rj->refs, 1u);
-                rjoin_release(rj);
-            }
-            return -ESHUTDOWN;
+    if (!cw__inbox_push(sh, t)) { /* freed meanwhile: undo */
+        cw__task_free_unadopted(t);
+        if (rj) {
+            atomic_store(&rj->refs, 1u);
+            rjoin_release(rj);
         }
-        t->inbox_next = head;
-    } while (!atomic_compare_exchange_weak(&sh->inbox, &head, t));
-    /* as a remote wake does (waker.c): signal only a sleeping executor */
-    if (atomic_load(&sh->sleeping) && atomic_exchange(&sh->sleeping, 0))
-        cw__notify_signal(sh);
+        return -ESHUTDOWN;
+    }
     if (join)
         *join = rj;
     return 0;

@@ -31,8 +31,9 @@ static size_t block_size(size_t state_size, uint16_t xflags, uint16_t *cls)
     return n;
 }
 
-/* A slab of one block (big states, remote spawns); not listed yet. */
-static cw__slab *single_new(cw__shared *sh, size_t n)
+/* A block of n bytes in a slab of its own (big states, remote spawns),
+ * not listed yet: cw__slab_adopt() lists it. Any thread. */
+static cw__task *single_new(cw__shared *sh, size_t n)
 {
     cw__slab *s = cw__malloc(offsetof(cw__slab, blocks) + n);
     if (!s)
@@ -44,7 +45,9 @@ static cw__slab *single_new(cw__shared *sh, size_t n)
     s->size = n;
     s->nblocks = s->nused = s->nalloc = 1;
     s->cls = CW__NO_CLASS;
-    return s;
+    cw__task *t = (cw__task *)(void *)s->blocks;
+    t->slab = s;
+    return t;
 }
 
 static cw__slab *slab_new(cw_executor *ex, uint16_t cls)
@@ -82,12 +85,8 @@ static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
     cw__task *t;
 
     if (cls == CW__NO_CLASS) {
-        cw__slab *s = single_new(ex->shared, n);
-        if (!s)
-            return NULL;
-        cw__list_push_back(&ex->shared->slabs, &s->all);
-        t = (cw__task *)(void *)s->blocks;
-        t->slab = s;
+        if ((t = single_new(ex->shared, n)))
+            cw__slab_adopt(ex, t);
         return t;
     }
     cw__list *pl = &ex->partial[cls];
@@ -168,26 +167,14 @@ static void task_free(cw__task *t)
         return;
     }
     /* Another thread, or the executor is gone. */
-    cw__task *head = atomic_load(&sh->rfree);
-    do {
-        if (head == CW__INBOX_CLOSED) {
-            block_gone(t);
-            return;
-        }
-        t->inbox_next = head;
-    } while (!atomic_compare_exchange_weak(&sh->rfree, &head, t));
+    if (!cw__stack_push(&sh->rfree, t))
+        block_gone(t);
 }
 
 cw__task *cw__task_alloc_remote(cw__shared *sh, size_t state_size, uint16_t xflags)
 {
     uint16_t cls;
-    size_t n = block_size(state_size, xflags, &cls);
-    cw__slab *s = single_new(sh, n);
-    if (!s)
-        return NULL;
-    cw__task *t = (cw__task *)(void *)s->blocks;
-    t->slab = s;
-    return t;
+    return single_new(sh, block_size(state_size, xflags, &cls));
 }
 
 void cw__task_free_unadopted(cw__task *t)
@@ -209,9 +196,7 @@ void cw__tasks_cancel_all(cw_executor *ex)
     for (cw__list *l = h->next; l != h; l = l->next) {
         cw__slab *s = cw__container_of(l, cw__slab, all);
         for (uint32_t i = 0; i < s->nused; i++) {
-            cw__task *t = s->cls == CW__NO_CLASS
-                              ? (cw__task *)(void *)s->blocks
-                              : (cw__task *)(void *)(s->blocks + (size_t)i * s->size);
+            cw__task *t = (cw__task *)(void *)(s->blocks + (size_t)i * s->size);
             if (!(t->flags & (CW__T_FREE | CW__T_DONE | CW__T_SPAWNING)))
                 cw__task_end(ex, t, -ECANCELED);
         }
@@ -337,9 +322,11 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
     /* A completed task's state is its result while a join handle holds it. */
     if (status != 0 || !(t->flags & CW__T_HAS_JOIN))
         cw__task_drop_state(t);
-    if ((t->flags & (CW__T_X_JOIN | CW__T_RJOIN)) == CW__T_X_JOIN && cw__task_join(t)->waiter) {
-        cw_waker *w = cw__task_join(t)->waiter;
-        cw__task_join(t)->waiter = NULL;
+    /* (a cw_remote_join was told above and its slot cleared) */
+    if ((t->flags & CW__T_X_JOIN) && cw__task_join(t)->waiter) {
+        union cw__join_slot *js = cw__task_join(t);
+        cw_waker *w = js->waiter;
+        js->waiter = NULL;
         cw_waker_wake(w);
     }
     if (!ex->stats.tasks_live && !ex->in_round)

@@ -87,6 +87,15 @@ void cw__shared_release(cw__shared *sh, size_t n)
 
 /* ---- the inbox ---------------------------------------------------------- */
 
+bool cw__inbox_push(cw__shared *sh, cw__task *t)
+{
+    if (!cw__stack_push(&sh->inbox, t))
+        return false;
+    if (atomic_load(&sh->sleeping) && atomic_exchange(&sh->sleeping, 0))
+        cw__notify_signal(sh);
+    return true;
+}
+
 static void wake_remote(cw__task *t)
 {
     cw__shared *sh = cw__task_shared(t);
@@ -97,17 +106,10 @@ static void wake_remote(cw__task *t)
         if (r & CW__REF_INBOX)
             return; /* already on its way */
     } while (!atomic_compare_exchange_weak(&t->refs, &r, (r + 1) | CW__REF_INBOX));
-    cw__task *head = atomic_load(&sh->inbox);
-    do {
-        if (head == CW__INBOX_CLOSED) { /* the executor is gone */
-            atomic_fetch_and(&t->refs, ~CW__REF_INBOX);
-            cw__task_release(t);
-            return;
-        }
-        t->inbox_next = head;
-    } while (!atomic_compare_exchange_weak(&sh->inbox, &head, t));
-    if (atomic_load(&sh->sleeping) && atomic_exchange(&sh->sleeping, 0))
-        cw__notify_signal(sh);
+    if (!cw__inbox_push(sh, t)) { /* the executor is gone */
+        atomic_fetch_and(&t->refs, ~CW__REF_INBOX);
+        cw__task_release(t);
+    }
 }
 
 /* Executor thread: take every remotely woken task and wake it here. */
