@@ -463,6 +463,16 @@ bool cw_should_yield(cw_cx *cx)
     if (ex->preempt)
         return true;
     uint64_t now = cw__now(ex);
+    if (ex->timers.n) {
+        /* A sleep of a more deserving queue that came due during this
+         * poll asks for a preemption now, not after the poll: a task
+         * that checks between chunks of work gives way to it within a
+         * chunk. (One comparison when none is due.) */
+        ex->now_cache = now;
+        cw__timers_catch_up(ex, now);
+        if (ex->preempt)
+            return true;
+    }
     return (int64_t)(now - ex->round_end) >= 0
            || (ex->sched.nr_running > 1 && (int64_t)(now - ex->slice_end) >= 0);
 }

@@ -474,7 +474,8 @@ static inline cw_queue *cw__task_queue(const cw_executor *ex, const cw__task *t)
     return &ex->queues[t->qidx];
 }
 
-void cw__timers_catch_up(cw_executor *ex); /* time.c */
+/* Wake the sleeps due at now, unless sleeps are firing already (time.c). */
+void cw__timers_catch_up(cw_executor *ex, uint64_t now);
 
 /* Put a task at the tail of its queue; the queue may become runnable.
  * From outside a round, sleeps already due are woken first: they became
@@ -482,8 +483,8 @@ void cw__timers_catch_up(cw_executor *ex); /* time.c */
  * before the callbacks its other callbacks activate). */
 static inline void cw__task_enqueue(cw_executor *ex, cw__task *t)
 {
-    if (!ex->in_round && ex->timers.n) {
-        cw__timers_catch_up(ex);
+    if (!ex->in_round && ex->timers.n && !ex->timers.firing) {
+        cw__timers_catch_up(ex, cw__now(ex));
         /* its own sleep was due, or a hook run by a wake there ended it */
         if (t->flags & (CW__T_SCHEDULED | CW__T_DONE))
             return;

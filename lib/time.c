@@ -215,11 +215,10 @@ void cw__timers_fire(cw_executor *ex, uint64_t now)
     CHECK(ex);
 }
 
-void cw__timers_catch_up(cw_executor *ex)
+void cw__timers_catch_up(cw_executor *ex, uint64_t now)
 {
-    if (ex->timers.firing || ex->freeing)
+    if (ex->timers.firing || ex->freeing || !ex->timers.n)
         return;
-    uint64_t now = cw__now(ex);
     if (ex->timers.heap[0]->cw__when <= now)
         cw__timers_fire(ex, now);
 }

@@ -489,6 +489,116 @@ START_TEST(should_yield_when_slice_spent_and_others_wait)
 }
 END_TEST
 
+/* A foreground task that sleeps `nap` once, then notes when it ran. */
+typedef struct napper {
+    cw_pt pt;
+    cw_sleep nap;
+    uint64_t ns;
+} napper;
+
+static uint64_t g_napper_woke; /* fake time of its second poll */
+
+static cw_poll napper_poll(void *state, cw_cx *cx)
+{
+    napper *n = state;
+    CW_BEGIN(&n->pt);
+    cw_sleep_init(&n->nap, n->ns);
+    CW_AWAIT(&n->pt, cw_sleep_poll(&n->nap, cx));
+    g_napper_woke = g_clk->now;
+    CW_END(&n->pt);
+}
+
+/* A chunked background loop: 10 us of work, then cw_should_yield(); notes
+ * the fake time of each "yes". */
+static uint64_t g_chunker_yields[4];
+static unsigned g_chunker_nyields;
+
+static cw_poll chunker_poll(void *state, cw_cx *cx)
+{
+    uint32_t qid = *(uint32_t *)state;
+    if (g_stop)
+        return CW_READY;
+    for (;;) {
+        record(qid, 10 * US);
+        if (cw_should_yield(cx))
+            break;
+    }
+    if (g_chunker_nyields < 4)
+        g_chunker_yields[g_chunker_nyields++] = g_clk->now;
+    cw_waker_wake_by_ref(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+/* Sleeps fire at round starts; a CPU-bound task that checks
+ * cw_should_yield() between chunks must still give way, within a chunk,
+ * to a heavier queue whose sleep came due during its poll. */
+START_TEST(should_yield_when_a_heavier_queues_sleep_comes_due)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);  /* background */
+    cw_config_add_queue(cfg, 1, 99); /* foreground */
+    cw_config_set_driver_yield(cfg, 50 * MS);
+    cw_config_set_max_polls_per_yield(cfg, 100000);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    g_napper_woke = 0;
+    g_chunker_nyields = 0;
+    napper fg = {.ns = 1 * MS};
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 1), napper_poll, &fg, sizeof fg, NULL, NULL), 0);
+    tenv_turn(&env); /* it sleeps until t0 + 1 ms */
+    uint64_t t0 = env.clk.now;
+    uint32_t bg = 0;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), chunker_poll, &bg, sizeof bg, NULL, NULL), 0);
+    for (int i = 0; i < 10 && !g_napper_woke; i++)
+        tenv_turn(&env);
+    /* alone, the background loop would run to the end of the round
+     * (50 ms); the foreground sleep ends its poll at the first check at
+     * or after t0 + 1 ms, and the foreground task runs next */
+    ck_assert_uint_ge(g_chunker_nyields, 1);
+    ck_assert_uint_eq(g_chunker_yields[0], t0 + 1 * MS);
+    ck_assert_uint_eq(g_napper_woke, t0 + 1 * MS);
+    struct cw_queue_stats qs;
+    ck_assert_int_eq(cw_queue_stats(cw_executor_queue(env.ex, 0), &qs), 0);
+    ck_assert_uint_eq(qs.slices_ended[CW_SLICE_PREEMPTED], 1);
+    stop_all(&env);
+    tenv_free(&env);
+}
+END_TEST
+
+/* The other way round: a lighter queue's sleep coming due does not cut the
+ * heavier queue's poll short; it yields at the end of its slice. */
+START_TEST(should_yield_ignores_a_lighter_queues_sleep_until_the_slice_ends)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 99); /* running */
+    cw_config_add_queue(cfg, 1, 1);  /* sleeping */
+    cw_config_set_driver_yield(cfg, 50 * MS);
+    cw_config_set_max_polls_per_yield(cfg, 100000);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    g_napper_woke = 0;
+    g_chunker_nyields = 0;
+    napper light = {.ns = 100 * US};
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 1), napper_poll, &light, sizeof light, NULL, NULL), 0);
+    tenv_turn(&env);
+    uint64_t t0 = env.clk.now;
+    uint32_t q = 0;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), chunker_poll, &q, sizeof q, NULL, NULL), 0);
+    tenv_turn(&env);
+    ck_assert_uint_ge(g_chunker_nyields, 1);
+    /* woken at t0 + 100 us, but not before the slice's end */
+    ck_assert_uint_gt(g_chunker_yields[0], t0 + 100 * US);
+    struct cw_queue_stats qs;
+    ck_assert_int_eq(cw_queue_stats(cw_executor_queue(env.ex, 0), &qs), 0);
+    ck_assert_uint_eq(qs.slices_ended[CW_SLICE_PREEMPTED], 0);
+    ck_assert_uint_eq(qs.slices_ended[CW_SLICE_SPENT], 1);
+    stop_all(&env);
+    tenv_free(&env);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -507,6 +617,8 @@ static Suite *suite(void)
     tcase_add_test(tc, round_ends_after_max_polls_per_yield);
     tcase_add_test(tc, default_max_polls_per_yield_is_61);
     tcase_add_test(tc, should_yield_when_slice_spent_and_others_wait);
+    tcase_add_test(tc, should_yield_when_a_heavier_queues_sleep_comes_due);
+    tcase_add_test(tc, should_yield_ignores_a_lighter_queues_sleep_until_the_slice_ends);
     suite_add_tcase(s, tc);
     return s;
 }

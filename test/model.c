@@ -1394,6 +1394,8 @@ static void check_should_yield(model *m, bool y)
 {
     if (m->inbox_n)
         drain(m); /* it looks at the inbox first */
+    if (m->nlist[L_SLEEP] && !m->firing)
+        fire(m); /* then wakes the sleeps due (a preemption may follow) */
     bool others = others_runnable(m);
     bool over_round = m->clk - m->round_start >= m->yield_ns;
     bool over_slice = others && m->clk - m->slice_start >= m->rmax;

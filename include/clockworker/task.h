@@ -78,9 +78,12 @@ CW_EXTERN int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t s
 /**
  * Whether the running task should return soon: its queue's slice or the
  * round's driver_yield is spent, or a more deserving queue woke (a
- * preemption was requested). A CPU-bound task calls it between chunks of
- * work and, when true, wakes itself (cw_waker_wake_by_ref(cw_cx_waker(cx)))
- * and returns ::CW_PENDING. Reads the clock once. NULL cx: false.
+ * preemption was requested). Sleeps that came due during the poll are
+ * woken here (they would otherwise wait for the poll to end), so a task
+ * of a heavier queue whose cw_sleep ended counts as such a wake. A
+ * CPU-bound task calls it between chunks of work and, when true, wakes
+ * itself (cw_waker_wake_by_ref(cw_cx_waker(cx))) and returns
+ * ::CW_PENDING. Reads the clock once. NULL cx: false.
  */
 CW_EXTERN bool cw_should_yield(cw_cx *cx);
 

@@ -11,7 +11,8 @@
  * every scheduling round, and before a task is spawned or woken from
  * outside a round (so a sleep that came due queues ahead of work that
  * became runnable after it, as libevent runs expired timers before the
- * callbacks a pass activates); in deadline order, and sleeps with equal
+ * callbacks a pass activates), and when a running task calls
+ * cw_should_yield(); in deadline order, and sleeps with equal
  * deadlines in the order they were first polled PENDING. A woken task
  * runs when its queue's turn comes: the deadline is a lower bound of when
  * the task runs again, not a promise of when.
