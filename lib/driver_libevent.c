@@ -93,6 +93,19 @@ void cw__driver_schedule(cw_executor *ex)
         event_active(ex->drv.round_ev, EV_TIMEOUT, 1);
 }
 
+/* libevent computes how long to wait for I/O from the time it cached when
+ * the pass began (timeout_next() reads the cache, which is only cleared
+ * just before the next epoll_wait()). After a round of long polls that
+ * time is stale by the whole round, so every timer of the base, ours
+ * included, would fire late by that much: a sleep due during the round
+ * was seen up to a round late whenever the executor went idle. Refreshed
+ * here, once per idle transition (one clock read), the wait is measured
+ * from now. */
+void cw__driver_idle(cw_executor *ex)
+{
+    event_base_update_cache_time(ex->base);
+}
+
 int cw__driver_watch_notify(cw_executor *ex, bool on)
 {
     struct cw__driver *d = &ex->drv;

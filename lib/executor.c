@@ -418,7 +418,10 @@ void cw__executor_round(cw_executor *ex)
         cw__executor_schedule(ex);
         return;
     }
-    /* Idle: let remote wakers know they must signal, then look once more. */
+    /* Idle: libevent will wait for I/O from its cached time, which this
+     * round made stale (cw__driver_idle); let remote wakers know they
+     * must signal, then look once more. */
+    cw__driver_idle(ex);
     ex->idle = true;
     atomic_store(&ex->shared->sleeping, 1);
     if (atomic_load(&ex->shared->inbox)) {

@@ -524,6 +524,7 @@ void cw__driver_schedule(cw_executor *ex);            /* a round after I/O */
 /* Watch the remote-wake fd or not: 0, or -1 when libevent refuses (out
  * of memory: adding the event may allocate inside libevent). */
 int cw__driver_watch_notify(cw_executor *ex, bool on);
+void cw__driver_idle(cw_executor *ex);               /* a round left no work */
 int cw__driver_loop_once(cw_executor *ex);            /* run_until's step */
 void cw__driver_arm_timer(cw_executor *ex, uint64_t delay_ns); /* (re)arm */
 void cw__driver_disarm_timer(cw_executor *ex);

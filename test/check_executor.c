@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,6 +195,62 @@ START_TEST(idle_executor_leaves_the_base_empty)
 }
 END_TEST
 
+/* ---- libevent's cached time after a round ---------------------------------- */
+
+/* libevent measures its next wait for I/O from the time it cached when the
+ * pass began. A round of long polls that leaves the executor idle must
+ * refresh it, or every timer of the base (the executor's one included)
+ * fires late by the length of the round. */
+static struct event *g_probe;
+static struct timeval g_poll_end, g_cached_after;
+
+static cw_poll long_poll(void *state, cw_cx *cx)
+{
+    struct timespec t0, t;
+    (void)state;
+    (void)cx;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do /* 3 ms of CPU, real time */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 3000000L);
+    gettimeofday(&g_poll_end, NULL);
+    /* runs after the round, in the same pass of the loop */
+    event_active(g_probe, EV_TIMEOUT, 1);
+    return CW_READY;
+}
+
+static void probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_gettimeofday_cached(arg, &g_cached_after);
+}
+
+START_TEST(an_idle_executor_leaves_libevents_cached_time_current)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);
+    tenv_init(&env, cfg, 0); /* the real clock */
+    g_probe = evtimer_new(env.base, probe_cb, env.base);
+    ck_assert_ptr_nonnull(g_probe);
+    timerclear(&g_cached_after);
+    cw_join *j;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), long_poll, NULL, 0, NULL, &j), 0);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    ck_assert(timerisset(&g_cached_after));
+    /* stale, the cache would read before the 3 ms poll began; refreshed,
+     * at or after its end (1 ms of slack for libevent's conversion from
+     * its monotonic clock to the time of day) */
+    long long lag_us = (long long)(g_poll_end.tv_sec - g_cached_after.tv_sec) * 1000000
+                       + (g_poll_end.tv_usec - g_cached_after.tv_usec);
+    ck_assert_msg(lag_us < 1000, "libevent's cached time is %lld us behind the poll's end", lag_us);
+    cw_join_free(j);
+    event_free(g_probe);
+    tenv_free(&env);
+}
+END_TEST
+
 /* ---- counters -------------------------------------------------------------- */
 
 START_TEST(counters_are_exact_after_a_scripted_run)
@@ -380,6 +437,7 @@ static Suite *suite(void)
     tcase_add_test(tc, run_until_returns_status_and_leaves_result_in_state);
     tcase_add_test(tc, event_base_dispatch_runs_tasks_and_returns_when_all_ended);
     tcase_add_test(tc, idle_executor_leaves_the_base_empty);
+    tcase_add_test(tc, an_idle_executor_leaves_libevents_cached_time_current);
     tcase_add_test(tc, counters_are_exact_after_a_scripted_run);
     tcase_add_test(tc, hist_quantile_interpolates_within_a_bucket);
     tcase_add_test(tc, accessors_handle_null);
