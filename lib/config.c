@@ -16,6 +16,7 @@ cw_config *cw_config_new(void)
     cfg->min_slice_ns = CW_DEFAULT_MIN_SLICE_NS;
     cfg->driver_yield_ns = CW_DEFAULT_DRIVER_YIELD_NS;
     cfg->max_polls_per_yield = CW_DEFAULT_MAX_POLLS_PER_YIELD;
+    cfg->wake_poll_ns = CW_DEFAULT_WAKE_POLL_NS;
     cfg->no_histograms = true;
     return cfg;
 }
@@ -88,6 +89,12 @@ void cw_config_set_max_polls_per_yield(cw_config *cfg, uint32_t n)
 {
     if (cfg)
         cfg->max_polls_per_yield = n ? n : CW_DEFAULT_MAX_POLLS_PER_YIELD;
+}
+
+void cw_config_set_wake_poll(cw_config *cfg, uint64_t ns)
+{
+    if (cfg)
+        cfg->wake_poll_ns = ns ? ns : CW_DEFAULT_WAKE_POLL_NS;
 }
 
 void cw_config_set_catch_panics(cw_config *cfg, bool on)

@@ -133,6 +133,10 @@ void cw__eevdf_init(cw__eevdf *s, uint64_t latency_ns, uint64_t min_slice_ns)
     s->latency_ns = latency_ns;
     s->min_slice_ns = min_slice_ns;
     s->n_elig = s->n_inelig = 0;
+    s->nqueues = 0;
+    s->idle_classes = 0;
+    for (int c = 0; c < 32; c++)
+        s->nidle[c] = 0;
 }
 
 void cw__eq_init(cw__eq *e, uint32_t index, uint32_t weight, uint64_t slice_ns)
@@ -179,6 +183,40 @@ bool cw__eevdf_eligible(const cw__eevdf *s, const cw__eq *e)
 int64_t cw__eevdf_lag(const cw__eevdf *s, const cw__eq *e)
 {
     return e->on_rq ? vdiff(cw__eevdf_avg(s), e->vruntime) : e->vlag;
+}
+
+/* ---- idle queues by weight class ------------------------------------------ */
+
+static inline unsigned wclass(uint64_t weight)
+{
+    return 63u - (unsigned)__builtin_clzll(weight); /* weight >= 1 */
+}
+
+static void idle_in(cw__eevdf *s, const cw__eq *e)
+{
+    unsigned c = wclass(e->weight);
+    if (s->nidle[c]++ == 0)
+        s->idle_classes |= 1u << c;
+}
+
+static void idle_out(cw__eevdf *s, const cw__eq *e)
+{
+    unsigned c = wclass(e->weight);
+    assert(s->nidle[c] > 0);
+    if (--s->nidle[c] == 0)
+        s->idle_classes &= ~(1u << c);
+}
+
+void cw__eevdf_add(cw__eevdf *s, cw__eq *e)
+{
+    assert(!e->on_rq);
+    s->nqueues++;
+    idle_in(s, e);
+}
+
+bool cw__eevdf_heavier_idle(const cw__eevdf *s, const cw__eq *e)
+{
+    return (s->idle_classes >> wclass(e->weight)) > 1;
 }
 
 /* ---- the sums ---------------------------------------------------------- */
@@ -408,6 +446,7 @@ static void leave(cw__eevdf *s, cw__eq *e)
     if (e->heap != CW__EQ_NO_HEAP)
         heap_remove(s, e);
     sum_sub(s, e);
+    idle_in(s, e);
     if (!s->load) {
         s->v_idle = V;
         s->base = V;
@@ -418,6 +457,7 @@ static void leave(cw__eevdf *s, cw__eq *e)
 bool cw__eevdf_enqueue(cw__eevdf *s, cw__eq *e)
 {
     assert(!e->on_rq);
+    idle_out(s, e);
     uint64_t V = cw__eevdf_avg(s);
     int64_t lag = e->vlag;
     if (lag < 0) { /* worked off while asleep */
@@ -509,7 +549,9 @@ static void reweight_now(cw__eevdf *s, cw__eq *e, uint32_t weight)
     if (!e->on_rq) {
         /* w * lag is what is conserved. */
         e->vlag = (int64_t)((__int128)e->vlag * (__int128)e->weight / weight);
+        idle_out(s, e);
         e->weight = weight;
+        idle_in(s, e);
         return;
     }
     uint64_t V = cw__eevdf_avg(s);
@@ -632,4 +674,13 @@ void cw__eevdf_check(const cw__eevdf *s)
         fail("load does not match");
     if (a.sum != s->sum_wv)
         fail("sum_wv does not match");
+    uint32_t idle = 0, bits = 0;
+    for (unsigned c = 0; c < 32; c++) {
+        idle += s->nidle[c];
+        bits |= s->nidle[c] ? 1u << c : 0;
+    }
+    if (bits != s->idle_classes)
+        fail("idle class bits do not match their counts");
+    if (idle + s->nr_running != s->nqueues)
+        fail("idle and runnable queues do not add up to the registered ones");
 }

@@ -90,12 +90,31 @@ typedef struct cw__eevdf {
      * makes it exact where it matters. See eevdf.c.
      */
     uint32_t n_elig, n_inelig;
+    /*
+     * The idle queues by weight class (floor(log2 w_i), 0..31): how many
+     * of the registered queues (cw__eevdf_add) are idle in each class,
+     * and a bit per class that has any. Kept at every idle <-> runnable
+     * change and reweight, O(1), so that the executor can ask at each
+     * slice whether a heavier queue is idle (cw__eevdf_heavier_idle).
+     */
+    uint32_t nqueues;
+    uint32_t idle_classes;
+    uint32_t nidle[32];
     cw__eevdf_slot elig[CW__EEVDF_MAX];
     cw__eevdf_slot inelig[CW__EEVDF_MAX];
 } cw__eevdf;
 
 void cw__eevdf_init(cw__eevdf *s, uint64_t latency_ns, uint64_t min_slice_ns);
 void cw__eq_init(cw__eq *e, uint32_t index, uint32_t weight, uint64_t slice_ns);
+
+/* Register an idle queue (cw__eq_init'ed) with the scheduler: every queue
+ * is added once, before its first enqueue. */
+void cw__eevdf_add(cw__eevdf *s, cw__eq *e);
+
+/* Whether an idle queue is in a higher weight class than e (its weight's
+ * power of two is higher: 99 against 1, 4 against 3, not 3 against 2):
+ * a queue whose wake would likely preempt e. O(1). */
+bool cw__eevdf_heavier_idle(const cw__eevdf *s, const cw__eq *e);
 
 /* a before b in virtual time (wrap-safe). */
 static inline bool cw__vt_before(uint64_t a, uint64_t b)

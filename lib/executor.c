@@ -8,7 +8,8 @@
  *   2. pick a queue (EEVDF) and run its tasks FIFO until its slice is
  *      spent, the queue is empty, a preemption was requested, or the
  *      round's budget (driver_yield ns, max_polls_per_yield polls) is
- *      spent; charge the queue what it used; repeat;
+ *      spent; charge the queue what it used; repeat. While the queue is
+ *      lighter than an idle one, the time budget is wake_poll ns;
  *   3. if work remains, ask the driver for another round (libevent polls
  *      I/O first); else go idle (remote wakes will signal the fd).
  * One clock read after each poll is both the end of that poll and the
@@ -51,6 +52,7 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
     ex->nqueues = cfg->nqueues;
     ex->driver_yield_ns = cfg->driver_yield_ns;
     ex->max_polls_per_yield = cfg->max_polls_per_yield;
+    ex->wake_poll_ns = cfg->wake_poll_ns;
     ex->catch_panics = cfg->catch_panics;
     ex->hist_on = !cfg->no_histograms;
     if (cfg->has_hooks) {
@@ -95,6 +97,7 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         q->index = i;
         cw__list_init(&q->runq);
         cw__eq_init(&q->eq, i, cfg->queues[i].weight, cfg->queues[i].slice_ns);
+        cw__eevdf_add(&ex->sched, &q->eq);
         ex->by_id[i] = i;
     }
     /* insertion sort: configs are small and this runs once */
@@ -390,6 +393,16 @@ void cw__executor_round(cw_executor *ex)
                 cw__hist_record(&q->service_delay_ns, now - q->runnable_at);
         }
         q->service_pending = false;
+        if (cw__eevdf_heavier_idle(&ex->sched, e)) {
+            /* A heavier queue is idle: what would wake it is I/O that
+             * libevent sees only between rounds (timers and remote wakes
+             * preempt inside one). Return to it sooner. */
+            uint64_t end = cw__deadline(round_start, ex->wake_poll_ns);
+            if ((int64_t)(end - ex->round_end) < 0) {
+                ex->round_end = end;
+                ex->stats.wake_poll_rounds++;
+            }
+        }
         uint64_t start = now;
         ex->preempt = false;
         ex->slice_start = now;

@@ -85,6 +85,7 @@ struct cw_config {
     uint64_t min_slice_ns;
     uint64_t driver_yield_ns;
     uint32_t max_polls_per_yield;
+    uint64_t wake_poll_ns;
     bool catch_panics;
     bool no_histograms;
     uint64_t (*now_ns)(void *);
@@ -381,6 +382,7 @@ struct cw_executor {
 
     uint64_t driver_yield_ns;
     uint32_t max_polls_per_yield;
+    uint64_t wake_poll_ns;     /* round budget under a heavier idle queue */
     bool catch_panics;
     bool hist_on;              /* histograms kept */
     uint64_t (*now_ns)(void *);

@@ -440,6 +440,7 @@ static long knob_setters_null_cfg(void)
     cw_config_set_min_slice(NULL, 1);
     cw_config_set_driver_yield(NULL, 1);
     cw_config_set_max_polls_per_yield(NULL, 1);
+    cw_config_set_wake_poll(NULL, 1);
     cw_config_set_catch_panics(NULL, true);
     cw_config_set_clock(NULL, fake_now, NULL);
     return RETURNED;
@@ -452,14 +453,18 @@ static long knob_setters_zero_restore_default(void)
     cw_config_set_min_slice(cfg, 7);
     cw_config_set_driver_yield(cfg, 7);
     cw_config_set_max_polls_per_yield(cfg, 7);
+    cw_config_set_wake_poll(cfg, 7);
+    EXPECT_EQ(cfg->wake_poll_ns, 7);
     cw_config_set_sched_latency(cfg, 0);
     cw_config_set_min_slice(cfg, 0);
     cw_config_set_driver_yield(cfg, 0);
     cw_config_set_max_polls_per_yield(cfg, 0);
+    cw_config_set_wake_poll(cfg, 0);
     EXPECT_EQ(cfg->sched_latency_ns, CW_DEFAULT_SCHED_LATENCY_NS);
     EXPECT_EQ(cfg->min_slice_ns, CW_DEFAULT_MIN_SLICE_NS);
     EXPECT_EQ(cfg->driver_yield_ns, CW_DEFAULT_DRIVER_YIELD_NS);
     EXPECT_EQ(cfg->max_polls_per_yield, CW_DEFAULT_MAX_POLLS_PER_YIELD);
+    EXPECT_EQ(cfg->wake_poll_ns, CW_DEFAULT_WAKE_POLL_NS);
     cw_config_free(cfg);
     return RETURNED;
 }

@@ -24,8 +24,10 @@ static sim *sim_new(const uint32_t *w, uint32_t n, uint64_t latency, uint64_t mi
     ck_assert_ptr_nonnull(m);
     cw__eevdf_init(&m->s, latency, min_slice);
     m->n = n;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         cw__eq_init(&m->q[i], i, w[i], 0);
+        cw__eevdf_add(&m->s, &m->q[i]);
+    }
     return m;
 }
 
@@ -244,7 +246,7 @@ static void enter_leave_against_brute_force(uint32_t n, uint32_t wmax, uint64_t 
     sim *m = sim_new(w, n, 2 * MS, 50 * US);
     for (uint32_t i = 0; i < n; i += 7) /* some with a configured slice */
         cw__eq_init(&m->q[i], i, w[i], quantum * (1 + (uint64_t)rand() % 8));
-    uint32_t picks = 0, stale_elig = 0, stale_inelig = 0, ties = 0;
+    uint32_t picks = 0, stale_elig = 0, stale_inelig = 0, ties = 0, heavier_seen = 0;
     for (uint32_t k = 0; k < steps; k++) {
         cw__eq *e = &m->q[(uint32_t)rand() % n];
         switch (rand() % 8) {
@@ -276,6 +278,14 @@ static void enter_leave_against_brute_force(uint32_t n, uint32_t wmax, uint64_t 
                 if (q->heap == CW__EQ_INELIG && cw__eevdf_eligible(&m->s, q))
                     stale_inelig++;
             }
+            /* heavier_idle against a scan of the idle queues */
+            int ce = 63 - __builtin_clzll(e->weight);
+            bool heavier = false;
+            for (uint32_t i = 0; i < n; i++)
+                if (!m->q[i].on_rq && 63 - __builtin_clzll(m->q[i].weight) > ce)
+                    heavier = true;
+            ck_assert_int_eq(cw__eevdf_heavier_idle(&m->s, e), heavier);
+            heavier_seen += heavier;
             cw__eq *want = brute_pick(m);
             for (uint32_t i = 0; want && i < n; i++)
                 if (&m->q[i] != want && m->q[i].on_rq && m->q[i].deadline == want->deadline
@@ -292,6 +302,8 @@ static void enter_leave_against_brute_force(uint32_t n, uint32_t wmax, uint64_t 
     }
     cw__eevdf_check(&m->s);
     ck_assert_uint_gt(picks, steps / 8);
+    if (wmax > 1)
+        ck_assert_uint_gt(heavier_seen, 0);
     ck_assert_uint_gt(stale_elig, 0);
     ck_assert_uint_gt(stale_inelig, 0);
     if (wmax == 1)
@@ -321,6 +333,46 @@ START_TEST(random_enter_leave_matches_brute_force_with_ties)
 {
     /* equal weights, durations in whole quanta: v and d tie often */
     enter_leave_against_brute_force(64, 1, 50 * US, 60000, 7);
+}
+END_TEST
+
+/* The idle queues by weight class: a queue asks whether one of a higher
+ * power-of-two weight is idle (the executor then shortens its rounds). */
+START_TEST(heavier_idle_follows_enqueue_leave_and_reweight)
+{
+    sim *m = sim_new((uint32_t[]){1, 99, 50, 2, 3}, 5, 2 * MS, 100 * US);
+    cw__eevdf *s = &m->s;
+    cw__eq *q = m->q;
+    uint64_t slice;
+    /* all idle */
+    ck_assert(cw__eevdf_heavier_idle(s, &q[0]));
+    ck_assert(cw__eevdf_heavier_idle(s, &q[2]));  /* 99 above 50 */
+    ck_assert(!cw__eevdf_heavier_idle(s, &q[1])); /* the heaviest */
+    cw__eevdf_enqueue(s, &q[1]);
+    ck_assert(!cw__eevdf_heavier_idle(s, &q[2])); /* 99 runs */
+    ck_assert(cw__eevdf_heavier_idle(s, &q[0]));  /* 50 still idle */
+    cw__eevdf_enqueue(s, &q[2]);
+    ck_assert(cw__eevdf_heavier_idle(s, &q[0]));  /* 2 and 3: class 1 */
+    ck_assert(!cw__eevdf_heavier_idle(s, &q[3])); /* 3 is in 2's class */
+    cw__eevdf_reweight(s, &q[4], 8);              /* idle: at once */
+    ck_assert(cw__eevdf_heavier_idle(s, &q[3]));
+    cw__eevdf_enqueue(s, &q[4]);
+    cw__eevdf_enqueue(s, &q[3]);
+    ck_assert(!cw__eevdf_heavier_idle(s, &q[0])); /* only 1 itself idle */
+    /* the heavy queue leaves through a charge: it is idle again */
+    cw__eq *e;
+    while ((e = cw__eevdf_pick(s, &slice)) != &q[1])
+        cw__eevdf_charge(s, slice, true);
+    cw__eevdf_charge(s, slice, false);
+    ck_assert(cw__eevdf_heavier_idle(s, &q[0]));
+    ck_assert(cw__eevdf_heavier_idle(s, &q[2]));
+    /* and through a dequeue */
+    cw__eevdf_enqueue(s, &q[1]);
+    ck_assert(!cw__eevdf_heavier_idle(s, &q[2]));
+    cw__eevdf_dequeue(s, &q[1]);
+    ck_assert(cw__eevdf_heavier_idle(s, &q[2]));
+    cw__eevdf_check(s);
+    free(m);
 }
 END_TEST
 
@@ -562,6 +614,7 @@ static Suite *suite(void)
     tcase_add_test(tc, random_enter_leave_matches_brute_force_all_queues);
     tcase_add_test(tc, random_enter_leave_matches_brute_force_with_ties);
     tcase_add_test(tc, ties_go_to_the_lower_index);
+    tcase_add_test(tc, heavier_idle_follows_enqueue_leave_and_reweight);
     tcase_add_test(tc, single_queue_fast_path_keeps_v_equal_to_avg);
     tcase_add_test(tc, slice_is_the_derived_request);
     tcase_add_test(tc, configured_slice_gives_an_earlier_deadline);

@@ -3,6 +3,8 @@
  * cost, so shares, slices and preemptions are exact and repeatable. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -199,6 +201,7 @@ START_TEST(high_queue_waking_mid_slice_preempts_at_next_poll)
     cw_config_add_queue(cfg, 0, 1);   /* low */
     cw_config_add_queue(cfg, 1, 100); /* high */
     cw_config_set_driver_yield(cfg, 50 * MS);
+    cw_config_set_wake_poll(cfg, 50 * MS); /* rounds end by time only far off */
     cw_config_set_max_polls_per_yield(cfg, 100000);
     tenv_init(&env, cfg, 1);
     reset(&env);
@@ -539,6 +542,7 @@ START_TEST(should_yield_when_a_heavier_queues_sleep_comes_due)
     cw_config_add_queue(cfg, 0, 1);  /* background */
     cw_config_add_queue(cfg, 1, 99); /* foreground */
     cw_config_set_driver_yield(cfg, 50 * MS);
+    cw_config_set_wake_poll(cfg, 50 * MS); /* the sleep, not the round, ends it */
     cw_config_set_max_polls_per_yield(cfg, 100000);
     tenv_init(&env, cfg, 1);
     reset(&env);
@@ -599,6 +603,152 @@ START_TEST(should_yield_ignores_a_lighter_queues_sleep_until_the_slice_ends)
 }
 END_TEST
 
+/* ---- wake_poll: shorter rounds while a heavier queue is idle ------------- */
+
+/* A chunked light task alone (the heavy queue has nothing to run): its
+ * first "yes" from cw_should_yield() comes when the round's budget is
+ * spent, which is wake_poll (or driver_yield) after the round began. */
+static uint64_t first_yield_after(uint32_t w_run, uint32_t w_idle, uint64_t wake_poll,
+                                  bool heavy_runs, uint64_t *cut_rounds)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, heavy_runs ? w_idle : w_run);
+    cw_config_add_queue(cfg, 1, heavy_runs ? w_run : w_idle);
+    if (wake_poll)
+        cw_config_set_wake_poll(cfg, wake_poll);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    g_chunker_nyields = 0;
+    uint64_t t0 = env.clk.now;
+    uint32_t q = 0;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), chunker_poll, &q, sizeof q, NULL, NULL), 0);
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_chunker_nyields, 1);
+    struct cw_executor_stats st;
+    ck_assert_int_eq(cw_executor_stats(env.ex, &st), 0);
+    ck_assert_uint_eq(st.rounds, 1);
+    *cut_rounds = st.wake_poll_rounds;
+    struct cw_queue_stats qs;
+    ck_assert_int_eq(cw_queue_stats(cw_executor_queue(env.ex, 0), &qs), 0);
+    ck_assert_uint_eq(qs.slices_ended[CW_SLICE_DRIVER_YIELD], 1);
+    stop_all(&env);
+    tenv_free(&env);
+    return g_chunker_yields[0] - t0;
+}
+
+START_TEST(wake_poll_cuts_the_round_while_a_heavier_queue_idles)
+{
+    uint64_t cut;
+    /* the default, 50 us, with the crate's 99:1 */
+    ck_assert_uint_eq(first_yield_after(1, 99, 0, false, &cut), CW_DEFAULT_WAKE_POLL_NS);
+    ck_assert_uint_eq(cut, 1);
+    /* a setting, and weights one power of two apart */
+    ck_assert_uint_eq(first_yield_after(3, 4, 20 * US, false, &cut), 20 * US);
+    ck_assert_uint_eq(cut, 1);
+    /* at or above driver_yield it is off */
+    ck_assert_uint_eq(first_yield_after(1, 99, 2 * MS, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
+    ck_assert_uint_eq(cut, 0);
+}
+END_TEST
+
+START_TEST(wake_poll_leaves_the_round_alone_without_a_heavier_idle_queue)
+{
+    uint64_t cut;
+    /* the idle queue is as heavy (same power of two) */
+    ck_assert_uint_eq(first_yield_after(2, 3, 0, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
+    ck_assert_uint_eq(cut, 0);
+    ck_assert_uint_eq(first_yield_after(5, 5, 0, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
+    ck_assert_uint_eq(cut, 0);
+    /* the heavy queue runs, the light one idles */
+    ck_assert_uint_eq(first_yield_after(1, 99, 0, true, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
+    ck_assert_uint_eq(cut, 0);
+}
+END_TEST
+
+/* The promise behind it: a request that arrives on a socket while only
+ * light, chunked work runs is served within wake_poll (plus a chunk), not
+ * at the end of driver_yield. The light task writes the request itself at
+ * a known fake time; the fd's callback spawns a heavy task. */
+static int g_req[2];
+static uint64_t g_req_sent, g_req_served;
+static cw_queue *g_heavy;
+
+static cw_poll served_poll(void *state, cw_cx *cx)
+{
+    (void)state;
+    (void)cx;
+    g_req_served = g_clk->now;
+    return CW_READY;
+}
+
+static void on_request(evutil_socket_t fd, short what, void *arg)
+{
+    char c;
+    (void)what;
+    (void)arg;
+    ck_assert_int_eq(read(fd, &c, 1), 1);
+    ck_assert_int_eq(cw_spawn(g_heavy, served_poll, NULL, 0, NULL, NULL), 0);
+}
+
+/* 10 us chunks; sends the request after its 33rd chunk (330 us). */
+static cw_poll sender_poll(void *state, cw_cx *cx)
+{
+    uint64_t *chunks = state;
+    if (g_stop)
+        return CW_READY;
+    for (;;) {
+        record(0, 10 * US);
+        if (++*chunks == 33) {
+            ck_assert_int_eq(write(g_req[1], "r", 1), 1);
+            g_req_sent = g_clk->now;
+        }
+        if (cw_should_yield(cx))
+            break;
+    }
+    cw_waker_wake_by_ref(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+static uint64_t request_wait(uint64_t wake_poll)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);  /* background */
+    cw_config_add_queue(cfg, 1, 99); /* foreground: idle until the request */
+    cw_config_set_wake_poll(cfg, wake_poll);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    g_heavy = cw_executor_queue(env.ex, 1);
+    g_req_sent = g_req_served = 0;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, g_req), 0);
+    struct event *ev = event_new(env.base, g_req[0], EV_READ | EV_PERSIST, on_request, NULL);
+    ck_assert_int_eq(event_add(ev, NULL), 0);
+    uint64_t chunks = 0;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), sender_poll, &chunks, sizeof chunks,
+                              NULL, NULL), 0);
+    for (int i = 0; i < 1000 && !g_req_served; i++)
+        tenv_turn(&env);
+    ck_assert_uint_gt(g_req_sent, 0);
+    ck_assert_uint_gt(g_req_served, 0);
+    stop_all(&env);
+    event_free(ev);
+    close(g_req[0]);
+    close(g_req[1]);
+    tenv_free(&env);
+    return g_req_served - g_req_sent;
+}
+
+START_TEST(wake_poll_serves_a_request_that_arrives_during_light_work)
+{
+    /* sent at 330 us into the work: the rounds end every 50 us, so the
+     * request is seen at 350 us and its task runs first */
+    ck_assert_uint_eq(request_wait(0), 20 * US);
+    /* off: the round ends at driver_yield (500 us) */
+    ck_assert_uint_eq(request_wait(CW_DEFAULT_DRIVER_YIELD_NS), 170 * US);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -619,6 +769,9 @@ static Suite *suite(void)
     tcase_add_test(tc, should_yield_when_slice_spent_and_others_wait);
     tcase_add_test(tc, should_yield_when_a_heavier_queues_sleep_comes_due);
     tcase_add_test(tc, should_yield_ignores_a_lighter_queues_sleep_until_the_slice_ends);
+    tcase_add_test(tc, wake_poll_cuts_the_round_while_a_heavier_queue_idles);
+    tcase_add_test(tc, wake_poll_leaves_the_round_alone_without_a_heavier_idle_queue);
+    tcase_add_test(tc, wake_poll_serves_a_request_that_arrives_during_light_work);
     suite_add_tcase(s, tc);
     return s;
 }

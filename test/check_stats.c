@@ -853,6 +853,9 @@ START_TEST(woken_queue_preempts_the_running_slice)
     cw_config_set_histograms(cfg, true); /* off by default */
     ck_assert_int_eq(cw_config_add_queue(cfg, 1, 1), 0);
     ck_assert_int_eq(cw_config_add_queue(cfg, 2, 100), 0);
+    /* the round as long as driver_yield although queue 2 idles (its
+     * wake_poll cut: wake_poll_cuts_the_round_while_a_heavier_queue_idles) */
+    cw_config_set_wake_poll(cfg, CW_DEFAULT_DRIVER_YIELD_NS);
     setup(&env, cfg, true);
     spawn_tk(&env, 2, (tk){.name = "P", .cost = 10 * US, .mode = PARK, .slot = 0}, NULL);
     tenv_turn(&env);

@@ -5,7 +5,7 @@
  *
  * One real executor (fake clock, catch_panics on, 3 or 4 queues with
  * random ids, weights and slices, random latency / driver_yield /
- * max_polls_per_yield) on its own event_base, and a reference model of
+ * max_polls_per_yield / wake_poll) on its own event_base, and a reference model of
  * what the headers promise. Operations come from a byte stream; tasks are
  * one poll function (m_poll) whose behaviour is set at spawn:
  *
@@ -54,8 +54,10 @@
  *   wake while the executor slept); a round polls at most
  *   max_polls_per_yield tasks and stops at the first poll after which one
  *   more poll as long as the queue's recent ones (the longest, decaying by
- *   1/8 per poll) would end past driver_yield; it does not return
- *   while tasks are runnable and budget is left (work conservation).
+ *   1/8 per poll) would end past driver_yield, or past wake_poll once a
+ *   slice began of a queue lighter (by power of two) than an idle one;
+ *   it does not return while tasks are runnable and budget is left
+ *   (work conservation).
  * - Slices: every slice polls at least once and one queue only; a slice
  *   of the only runnable queue does not end while it has tasks (unless
  *   the round ends); a slice ends at the first poll that ends at least
@@ -64,7 +66,7 @@
  *   a slice during which some idle queue became runnable, and at most one
  *   per slice. cw_should_yield() agrees with those limits.
  * - Stats, exactly: polls, spawned, completed, cancelled, panicked, live,
- *   cpu_ns (sum of the poll costs), slices, rounds, wakes_local,
+ *   cpu_ns (sum of the poll costs), slices, rounds, wake_poll_rounds, wakes_local,
  *   wakes_remote, the poll-time histogram's count/sum/max; per queue:
  *   id, weight, runnable (FIFO length), spawned, completed, cancelled,
  *   panicked, polls, cpu_ns, slices, preemptions.
@@ -207,7 +209,7 @@ struct model {
     uint64_t fine;         /* fake time not in whole quanta, this executor */
     uint32_t nq;
     mq qs[NQ_MAX];
-    uint64_t latency, min_slice, yield_ns, rmax;
+    uint64_t latency, min_slice, yield_ns, wake_poll, rmax;
     uint32_t max_polls;
 
     /* the executor's state as the model sees it */
@@ -216,11 +218,12 @@ struct model {
     bool firing;            /* in fire() */
     int curr;              /* queue of the slice in progress, -1 */
     uint64_t slice_start, round_start;
+    uint64_t budget;       /* the round's time budget: yield_ns or wake_poll */
     uint32_t round_polls;
     bool must_end_slice, must_end_round, slice_wakeup, last_others;
     uint64_t pre_seen;     /* preemptions counted so far */
     uint64_t polls, spawned, completed, cancelled, panicked, live, cpu;
-    uint64_t slices, rounds, wakes_local, wakes_remote, max_cost;
+    uint64_t slices, rounds, wake_poll_rounds, wakes_local, wakes_remote, max_cost;
     uint64_t sleep_seq, spawn_seq;
     int32_t cur;           /* task being polled, -1 */
     uint64_t cur_cost;
@@ -852,10 +855,12 @@ static void exec_new(model *m)
     m->min_slice = minsl[(c >> 2) & 1];
     m->yield_ns = yield[(c >> 3) & 3];
     m->max_polls = maxp[(c >> 5) & 3];
+    m->wake_poll = c >> 7 ? 20 * US : CW_DEFAULT_WAKE_POLL_NS;
     cw_config_set_sched_latency(cfg, m->latency == 2 * MS ? 0 : m->latency); /* 0: default */
     cw_config_set_min_slice(cfg, m->min_slice);
     cw_config_set_driver_yield(cfg, m->yield_ns);
     cw_config_set_max_polls_per_yield(cfg, m->max_polls == 61 ? 0 : m->max_polls);
+    cw_config_set_wake_poll(cfg, c >> 7 ? m->wake_poll : 0); /* 0: default */
     cw_config_set_catch_panics(cfg, true);
     cw_config_set_clock(cfg, fake_clock, &m->clk);
     m->rmax = m->latency > m->min_slice ? m->latency : m->min_slice;
@@ -886,7 +891,7 @@ static void exec_new(model *m)
     m->must_end_slice = m->must_end_round = m->slice_wakeup = m->last_others = false;
     m->pre_seen = 0;
     m->polls = m->spawned = m->completed = m->cancelled = m->panicked = m->live = m->cpu = 0;
-    m->slices = m->rounds = m->wakes_local = m->wakes_remote = m->max_cost = 0;
+    m->slices = m->rounds = m->wake_poll_rounds = m->wakes_local = m->wakes_remote = m->max_cost = 0;
     m->sleep_seq = m->spawn_seq = 0;
     m->inbox_n = 0;
     win_open(m);
@@ -910,6 +915,7 @@ static void check_exec(model *m)
     EQ(cpu_ns, m->cpu);
     EQ(slices, m->slices);
     EQ(rounds, m->rounds);
+    EQ(wake_poll_rounds, m->wake_poll_rounds);
     EQ(preemptions, m->pre_seen);
     EQ(wakes_local, m->wakes_local);
     EQ(wakes_remote, m->wakes_remote);
@@ -1283,6 +1289,21 @@ static void slice_end(model *m, uint64_t preemptions, bool next_in_round)
     win_sync(m);
 }
 
+static unsigned wclass(uint32_t w)
+{
+    return 31u - (unsigned)__builtin_clz(w);
+}
+
+/* An idle queue of a higher weight class than queue qi (the executor
+ * then cuts the round's budget to wake_poll). */
+static bool heavier_idle(const model *m, uint32_t qi)
+{
+    for (uint32_t j = 0; j < m->nq; j++)
+        if (j != qi && m->qs[j].len == 0 && wclass(m->qs[j].weight) > wclass(m->qs[qi].weight))
+            return true;
+    return false;
+}
+
 static mtask *poll_begin(model *m, mstate *s, cw_cx *cx)
 {
     MCHECK(m, s->tid < NSLOTS, "poll of an unknown task %u", s->tid);
@@ -1300,9 +1321,9 @@ static mtask *poll_begin(model *m, mstate *s, cw_cx *cx)
            "task %d: the cx names another executor, queue or no waker", tid);
     pad_check(m, s, t);
     check_due(m);
-    MCHECK(m, !m->must_end_round, "round went on past its budget: %u polls (max %u), %llu ns (driver_yield %llu)",
+    MCHECK(m, !m->must_end_round, "round went on past its budget: %u polls (max %u), %llu ns (budget %llu)",
            m->round_polls, m->max_polls, (unsigned long long)(m->clk - m->round_start),
-           (unsigned long long)m->yield_ns);
+           (unsigned long long)m->budget);
 
     struct cw_executor_stats st;
     MCHECK(m, cw_executor_stats(m->ex, &st) == 0, "stats");
@@ -1326,6 +1347,10 @@ static mtask *poll_begin(model *m, mstate *s, cw_cx *cx)
         else
             MCHECK(m, st.preemptions == m->pre_seen, "preemption counted with no slice");
         m->curr = t->q;
+        if (heavier_idle(m, t->q) && m->wake_poll < m->budget) {
+            m->budget = m->wake_poll;
+            m->wake_poll_rounds++;
+        }
         m->slices++;
         m->qs[t->q].slices++;
         m->res.slices++;
@@ -1374,7 +1399,7 @@ static cw_poll poll_finish(model *m, mtask *t, int res)
     pq->poll_est -= pq->poll_est >> 3;
     if (m->cur_cost > pq->poll_est)
         pq->poll_est = m->cur_cost;
-    if (m->round_polls >= m->max_polls || m->clk + pq->poll_est - m->round_start > m->yield_ns)
+    if (m->round_polls >= m->max_polls || m->clk + pq->poll_est - m->round_start > m->budget)
         m->must_end_round = true;
     m->last_others = others_runnable(m);
     if (m->last_others && m->clk - m->slice_start >= m->rmax)
@@ -1397,7 +1422,7 @@ static void check_should_yield(model *m, bool y)
     if (m->nlist[L_SLEEP] && !m->firing)
         fire(m); /* then wakes the sleeps due (a preemption may follow) */
     bool others = others_runnable(m);
-    bool over_round = m->clk - m->round_start >= m->yield_ns;
+    bool over_round = m->clk - m->round_start >= m->budget;
     bool over_slice = others && m->clk - m->slice_start >= m->rmax;
     if (!y)
         MCHECK(m, !over_round && !over_slice,
@@ -1407,7 +1432,7 @@ static void check_should_yield(model *m, bool y)
     else
         MCHECK(m, over_round || others,
                "cw_should_yield() true with no other queue runnable and %llu ns of %llu used",
-               (unsigned long long)(m->clk - m->round_start), (unsigned long long)m->yield_ns);
+               (unsigned long long)(m->clk - m->round_start), (unsigned long long)m->budget);
 }
 
 /* The model's cw_sleep_poll(): true if it must say READY. */
@@ -1555,6 +1580,7 @@ static void round_begin(model *m)
     m->rounds++;
     m->res.rounds++;
     m->round_start = m->clk;
+    m->budget = m->yield_ns;
     m->round_polls = 0;
     m->must_end_round = m->must_end_slice = false;
     m->curr = -1;
@@ -1583,7 +1609,7 @@ static void round_end(model *m)
     MCHECK(m, !work || m->must_end_round,
            "round returned to libevent with tasks runnable and budget left (%u polls of %u, %llu ns of %llu)",
            m->round_polls, m->max_polls, (unsigned long long)(m->clk - m->round_start),
-           (unsigned long long)m->yield_ns);
+           (unsigned long long)m->budget);
     m->in_round = false;
     if (work) {
         schedule(m);

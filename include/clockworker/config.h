@@ -36,6 +36,9 @@ extern "C" {
 #define CW_DEFAULT_DRIVER_YIELD_NS 500000ull
 /** Default most polls between two returns to libevent. */
 #define CW_DEFAULT_MAX_POLLS_PER_YIELD 61u
+/** Default round budget while a lighter queue runs and a heavier one is
+ *  idle: 50 us (cw_config_set_wake_poll()). */
+#define CW_DEFAULT_WAKE_POLL_NS 50000ull
 
 /**
  * A new config with no queue and the default settings.
@@ -98,6 +101,29 @@ CW_EXTERN void cw_config_set_driver_yield(cw_config *cfg, uint64_t ns);
 /** Most polls between two returns to libevent. 0 restores the default
  *  (61). NULL cfg: no-op. */
 CW_EXTERN void cw_config_set_max_polls_per_yield(cw_config *cfg, uint32_t n);
+
+/**
+ * The round's budget, instead of driver_yield, while the queue that runs
+ * is lighter than an idle queue: how long the I/O that would wake the
+ * heavier queue may wait to be seen. A wake from I/O (a request on a
+ * socket, a task spawned from a libevent callback) reaches the executor
+ * only when libevent polls, between two rounds; inside a round only timers
+ * and other threads' wakes preempt. So while, say, background work of
+ * weight 1 runs and the foreground queue of weight 99 is idle, the
+ * executor returns to libevent every wake_poll ns (counted from the
+ * round's start), and a foreground request waits for at most that plus
+ * the poll in progress. "Lighter" compares powers of two: the queue's
+ * floor(log2 weight) is below an idle queue's (1 against 99, 3 against
+ * 4, but not 2 against 3).
+ *
+ * Each return to libevent costs one of its loop passes (an epoll_wait()
+ * with a zero timeout, about a microsecond on a VM): some 2% of the light
+ * queue's CPU at the default, 50 us. Long polls gain nothing unless they
+ * call cw_should_yield() (or CW_YIELD_MAYBE()) between chunks of work:
+ * it reads this budget. A value at or above driver_yield turns it off.
+ * 0 restores the default (50 us). NULL cfg: no-op.
+ */
+CW_EXTERN void cw_config_set_wake_poll(cw_config *cfg, uint64_t ns);
 
 /**
  * Catch cw_panic(): when on, a panicking task ends with status ::CW_EPANIC,

@@ -132,6 +132,10 @@ struct cw_executor_stats {
                                    runnable */
     uint64_t idle_ns;         /**< time between a round that left no
                                    runnable task and the next round */
+    uint64_t wake_poll_rounds;/**< rounds whose budget was cut to wake_poll
+                                   because a queue ran that was lighter
+                                   than an idle one
+                                   (cw_config_set_wake_poll()) */
 };
 
 /** Why a slice ended: the reason given to cw_hooks::slice_end and counted

@@ -77,8 +77,10 @@ CW_EXTERN int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t s
 
 /**
  * Whether the running task should return soon: its queue's slice or the
- * round's driver_yield is spent, or a more deserving queue woke (a
- * preemption was requested). Sleeps that came due during the poll are
+ * round's budget is spent (driver_yield; wake_poll while its queue is
+ * lighter than an idle one, so that libevent polls the I/O that would wake
+ * that queue: cw_config_set_wake_poll()), or a more deserving queue woke
+ * (a preemption was requested). Sleeps that came due during the poll are
  * woken here (they would otherwise wait for the poll to end), so a task
  * of a heavier queue whose cw_sleep ended counts as such a wake. A
  * CPU-bound task calls it between chunks of work and, when true, wakes
