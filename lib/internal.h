@@ -316,6 +316,7 @@ struct cw__clock {
     uint64_t anchor_ticks;          /* re-anchor after this many ticks */
     uint64_t ns_per_tick_q32;       /* measured rate, 32.32 fixed point */
     uint64_t last_ns;               /* the latest reading: never go back */
+    uint64_t (*counter)(void);      /* re-reads it at an anchor; NULL: no */
     bool calibrated;
 };
 
@@ -323,6 +324,7 @@ uint64_t cw__monotonic_ns(void *arg);   /* clock_gettime(CLOCK_MONOTONIC) */
 uint64_t cw__clock_now(void *clock);    /* arg: struct cw__clock * */
 /* The same from a counter value and a clock (tests drive them). */
 uint64_t cw__clock_read(struct cw__clock *c, uint64_t tsc, uint64_t (*mono)(void *));
+/* Start from the pair (tsc, ns), with no counter to re-read (set it after). */
 void cw__clock_start(struct cw__clock *c, uint64_t tsc, uint64_t ns);
 bool cw__clock_init(struct cw__clock *c); /* false: use cw__monotonic_ns */
 
