@@ -40,8 +40,23 @@
  *   thread is preempted in mid-segment by the foreground thread (with wall
  *   time it counts such a segment as a whole iteration), but on a busy
  *   machine any stolen CPU then pushes the runtime towards overload.
- * - Granularity: one callback (libevent) or one poll (clockworker) runs one
- *   CPU segment and then arms the sleep that follows it.
+ * - Granularity: a foreground segment is one callback (libevent) or one
+ *   poll (clockworker), which then arms the sleep that follows it. So is
+ *   a background segment in the libevent variants: a libevent callback
+ *   cannot know that a more urgent event waits. A clockworker background
+ *   task does what the library asks of CPU-bound work: it spins in chunks
+ *   of --bg-chunk-us (default 10) us and calls cw_should_yield() after
+ *   each; when told to, it returns PENDING (woken) and finishes the
+ *   segment in later polls. This is the one difference in how the
+ *   variants' tasks are written; --bg-chunk-us 0 runs each background
+ *   segment in one poll, as libevent does.
+ * - libevent's cached time: a libevent pass computes its wait for I/O from
+ *   the time it cached when the pass began, so after long callbacks every
+ *   timer of the base fires late by their length. clockworker refreshes
+ *   it (event_base_update_cache_time) when it goes idle; plain libevent
+ *   programs usually do not, and the libevent variants do not either,
+ *   except with --lev-refresh, which refreshes it at the end of every
+ *   libevent callback (the strongest plain-libevent baseline).
  * - Sleeps: plain libevent arms an evtimer per sleep; clockworker tasks
  *   await a cw_sleep. Every base is created with
  *   EVENT_BASE_FLAG_PRECISE_TIMER so that sleeps of 100-500 us mean that,
@@ -136,6 +151,7 @@
 #define WORK_MIN_US 100u /* CPU segments and sleeps: 100-500 us, uniform */
 #define WORK_MAX_US 500u
 #define MAX_SEGS 3u
+#define DEFAULT_BG_CHUNK_US 10u /* clockworker background: cw_should_yield() */
 #define FG_WEIGHT 99u
 #define BG_WEIGHT 1u
 #define FG_NICE (-20)
@@ -165,6 +181,8 @@ struct opts {
     uint64_t seed;
     bool sel[NVAR];
     const char *json, *csv, *mode;
+    unsigned bg_chunk_us;  /* --bg-chunk-us: clockworker background chunks */
+    bool lev_refresh;      /* --lev-refresh */
 };
 
 /* ---- clocks, RNG, CPU work ----------------------------------------------- */
@@ -189,19 +207,20 @@ static uint64_t thread_cpu_ns(void)
 }
 
 static bool burn_cpu; /* --burn cpu */
+static bool lev_refresh; /* --lev-refresh */
+
+/* The clock CPU work spins on (--burn). */
+static uint64_t burn_clock(void)
+{
+    return burn_cpu ? thread_cpu_ns() : mono_ns();
+}
 
 /* Busy CPU work: spin until us microseconds have passed (--burn cpu: until
  * this thread has used us microseconds of CPU). */
 static void burn_us(uint32_t us)
 {
-    if (!burn_cpu) {
-        uint64_t end = mono_ns() + (uint64_t)us * 1000u;
-        while (mono_ns() < end)
-            ;
-        return;
-    }
-    uint64_t end = thread_cpu_ns() + (uint64_t)us * 1000u;
-    while (thread_cpu_ns() < end)
+    uint64_t end = burn_clock() + (uint64_t)us * 1000u;
+    while (burn_clock() < end)
         ;
 }
 
@@ -386,6 +405,8 @@ static void lev_fg_cb(evutil_socket_t fd, short what, void *arg)
             fail(t->r, "evtimer_add");
         return;
     }
+    if (lev_refresh)
+        event_base_update_cache_time(event_get_base(&t->ev));
     t->rec->live = NULL;
     fg_finished(t->r, t->rec);
     free(t);
@@ -509,19 +530,40 @@ struct cw_bg {
     cw_sleep nap;
     struct run *r;
     uint64_t rng;
+    uint64_t left_ns, chunk_ns; /* of the segment in progress; 0: whole */
+    uint32_t sleep_us;
 };
+
+/* Spin for what is left of the segment, asking cw_should_yield() after
+ * every chunk: true when the segment is done, false when told to yield
+ * (b->left_ns keeps the rest). */
+static bool cw_bg_burn(struct cw_bg *b, cw_cx *cx)
+{
+    uint64_t t = burn_clock(), end = t + b->left_ns;
+    for (;;) {
+        uint64_t stop = b->chunk_ns && end - t > b->chunk_ns ? t + b->chunk_ns : end;
+        while ((t = burn_clock()) < stop)
+            ;
+        if (t >= end)
+            return true;
+        if (cw_should_yield(cx)) {
+            b->left_ns = end - t;
+            return false;
+        }
+    }
+}
 
 static cw_poll cw_bg_poll(void *state, cw_cx *cx)
 {
     struct cw_bg *b = state;
-    uint32_t cpu, sl;
     CW_BEGIN(&b->pt);
     for (;;) {
-        cpu = draw_us(&b->rng);
-        sl = draw_us(&b->rng);
-        burn_us(cpu);
+        b->left_ns = (uint64_t)draw_us(&b->rng) * 1000u;
+        b->sleep_us = draw_us(&b->rng);
+        while (!cw_bg_burn(b, cx))
+            CW_YIELD(&b->pt, cx);
         atomic_fetch_add_explicit(&b->r->bg_iters, 1, memory_order_relaxed);
-        cw_sleep_init(&b->nap, (uint64_t)sl * 1000u);
+        cw_sleep_init(&b->nap, (uint64_t)b->sleep_us * 1000u);
         CW_AWAIT(&b->pt, cw_sleep_poll(&b->nap, cx));
     }
     CW_END(&b->pt);
@@ -757,7 +799,9 @@ static int setup(struct run *r)
         if (!(r->bgjoin = calloc(r->o->bg ? r->o->bg : 1, sizeof *r->bgjoin)))
             return r->err = "calloc", -1;
         for (unsigned i = 0; i < r->o->bg; i++) {
-            struct cw_bg init = {.r = r, .rng = bg_seed(r->o, i)};
+            struct cw_bg init = {.r = r,
+                                 .rng = bg_seed(r->o, i),
+                                 .chunk_ns = (uint64_t)r->o->bg_chunk_us * 1000u};
             if (cw_spawn(r->qbg, cw_bg_poll, &init, sizeof init, cw_bg_drop, &r->bgjoin[i]) < 0)
                 return r->err = "cw_spawn", -1;
         }
@@ -1148,9 +1192,10 @@ static void write_json(FILE *f, const struct opts *o, const struct result *all,
     fprintf(f,
             "},\n \"config\": {\"fg_count\": %u, \"rps\": %.3f, \"bg\": %u, \"seed\": %" PRIu64
             ", \"repeat\": %u, \"mode\": \"%s\", \"burn\": \"%s\", \"nice\": %d, \"runtime_cpu\": %d, "
-            "\"generator_cpu\": %d, \"cpus_available\": %d}}\n",
+            "\"generator_cpu\": %d, \"cpus_available\": %d, \"bg_chunk_us\": %u, "
+            "\"lev_refresh\": %s}}\n",
             o->fg_count, o->rps, o->bg, o->seed, o->repeat, o->mode, burn_cpu ? "cpu" : "wall", o->nice,
-            rt_cpu, gen_cpu, ncpu);
+            rt_cpu, gen_cpu, ncpu, o->bg_chunk_us, o->lev_refresh ? "true" : "false");
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -1160,7 +1205,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: fgbg [--fg-count N] [--rps X] [--bg N] [--seed S] [--variants a,b,...]\n"
             "            [--repeat N] [--json FILE] [--csv FILE] [--timeout-s N]\n"
-            "            [--burn wall|cpu] [--nice N]\n"
+            "            [--burn wall|cpu] [--nice N] [--bg-chunk-us N] [--lev-refresh]\n"
             "            [--quick | --smoke]\n"
             "variants:");
     for (size_t v = 0; v < NVAR; v++)
@@ -1215,6 +1260,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->seed = DEFAULT_SEED;
     o->repeat = 1;
     o->mode = "default";
+    o->bg_chunk_us = DEFAULT_BG_CHUNK_US;
     for (size_t v = 0; v < NVAR; v++)
         o->sel[v] = true;
     for (int i = 1; i < argc; i++) {
@@ -1230,6 +1276,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         }
         if (strcmp(a, "--smoke") == 0) {
             o->mode = "smoke";
+            continue;
+        }
+        if (strcmp(a, "--lev-refresh") == 0) {
+            o->lev_refresh = lev_refresh = true;
             continue;
         }
         i++; /* every other option takes a value */
@@ -1252,6 +1302,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         else if (strcmp(a, "--nice") == 0 && val && sscanf(val, "%d%n", &o->nice, &len) == 1
                  && !val[len] && o->nice >= -20 && o->nice <= 19)
             ;
+        else if (strcmp(a, "--bg-chunk-us") == 0 && parse_uint(val, 1000000, &x))
+            o->bg_chunk_us = (unsigned)x;
         else if (strcmp(a, "--burn") == 0 && val && strcmp(val, "cpu") == 0)
             burn_cpu = true;
         else if (strcmp(a, "--burn") == 0 && val && strcmp(val, "wall") == 0)
@@ -1394,6 +1446,14 @@ int main(int argc, char **argv)
            burn_cpu ? "thread's CPU (--burn cpu)" : "wall");
     printf("machine: %d CPU%s usable (%s), Linux %s, libevent %s\n", ncpu, ncpu == 1 ? "" : "s",
            model, un.release, event_get_version());
+    if (o.bg_chunk_us)
+        printf("clockworker background tasks call cw_should_yield() every %u us of a segment "
+               "(--bg-chunk-us)\n",
+               o.bg_chunk_us);
+    else
+        printf("clockworker background tasks run each segment in one poll (--bg-chunk-us 0)\n");
+    if (o.lev_refresh)
+        printf("libevent callbacks refresh the base's cached time when they end (--lev-refresh)\n");
     if (o.nice) {
         int err = autogroup_nice(o.nice);
         printf("runtime and generator threads at nice %d (--nice); this session's autogroup: "

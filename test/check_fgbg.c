@@ -353,13 +353,42 @@ START_TEST(variants_option_picks_the_columns)
 }
 END_TEST
 
+/* --bg-chunk-us and --lev-refresh change how the tasks are written: the
+ * run says so on stdout and in the JSON's config. */
+START_TEST(chunk_and_refresh_options_are_reported)
+{
+    char json[4096];
+    temp_name(json, sizeof json, "json");
+    const char *dflt[] = {"--smoke", "--variants", "cw_fgbg", "--json", json, NULL};
+    run_fgbg(dflt, &r);
+    ck_assert_msg(r.exit_code == 0, "fgbg exited %d; output:\n%s", r.exit_code, r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "call cw_should_yield() every 10 us"));
+    ck_assert_ptr_null(strstr(r.out, "--lev-refresh"));
+    char *j = slurp(json);
+    ck_assert_ptr_nonnull(strstr(j, "\"bg_chunk_us\": 10,"));
+    ck_assert_ptr_nonnull(strstr(j, "\"lev_refresh\": false}"));
+    free(j);
+    const char *set[] = {"--smoke", "--variants", "cw_fgbg,libevent_fg", "--bg-chunk-us", "0",
+                         "--lev-refresh", "--json", json, NULL};
+    run_fgbg(set, &r);
+    ck_assert_msg(r.exit_code == 0, "fgbg exited %d; output:\n%s", r.exit_code, r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "run each segment in one poll (--bg-chunk-us 0)"));
+    ck_assert_ptr_nonnull(strstr(r.out, "when they end (--lev-refresh)"));
+    j = slurp(json);
+    ck_assert_ptr_nonnull(strstr(j, "\"bg_chunk_us\": 0,"));
+    ck_assert_ptr_nonnull(strstr(j, "\"lev_refresh\": true}"));
+    free(j);
+    unlink(json);
+}
+END_TEST
+
 START_TEST(bad_arguments_exit_2_with_nothing_on_stdout)
 {
     const char *bad[][4] = {
         {"--variants", "nope", NULL},  {"--variants", "", NULL},     {"--fg-count", "0", NULL},
         {"--fg-count", "-3", NULL},    {"--rps", "abc", NULL},       {"--rps", "0", NULL},
         {"--repeat", NULL, NULL},      {"--frobnicate", NULL, NULL}, {"--bg", "1x", NULL},
-        {"--json", "", NULL},
+        {"--json", "", NULL},          {"--bg-chunk-us", "x", NULL}, {"--bg-chunk-us", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         run_fgbg(bad[i], &r);
@@ -379,6 +408,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, smoke_runs_every_variant_with_json_csv_and_table);
     tcase_add_test(tc, variants_option_picks_the_columns);
+    tcase_add_test(tc, chunk_and_refresh_options_are_reported);
     tcase_add_test(tc, bad_arguments_exit_2_with_nothing_on_stdout);
     suite_add_tcase(s, tc);
     return s;
