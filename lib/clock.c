@@ -68,8 +68,10 @@ static void recalibrate(struct cw__clock *c, uint64_t tsc, uint64_t ns)
  * skews the pair by microseconds, and with it the rate measured from it:
  * 5 us in a 1 ms window makes the extrapolation run 0.5% fast. So the
  * counter is read again after the clock, and when the pair is not tight
- * (over 0.5 us; always before the first calibration) two more are taken;
- * the one with the narrowest bracket wins, at its bracket's middle. */
+ * (over 0.5 us), or is the one the rate is first measured from, two more
+ * are taken; the one with the narrowest bracket wins, at its bracket's
+ * middle. (Before the first calibration every reading is an anchor: those
+ * that measure nothing take no extra pair.) */
 static uint64_t anchor_pair(struct cw__clock *c, uint64_t *tsc, uint64_t (*mono)(void *))
 {
     uint64_t ns = mono(NULL);
@@ -77,7 +79,7 @@ static uint64_t anchor_pair(struct cw__clock *c, uint64_t *tsc, uint64_t (*mono)
         return ns;
     uint64_t width = c->counter() - *tsc;
     *tsc += width / 2;
-    if (c->calibrated && width <= c->anchor_ticks / 2000)
+    if (c->calibrated ? width <= c->anchor_ticks / 2000 : ns - c->start_ns < ANCHOR_NS)
         return ns;
     for (int i = 0; i < 2; i++) {
         uint64_t a = c->counter(), n = mono(NULL), b = c->counter();
