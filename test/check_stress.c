@@ -729,6 +729,7 @@ typedef struct holder {
     world *wd;
     uint32_t rng;
     atomic_ulong ops;        /* read by the executor thread too */
+    atomic_bool pinned;      /* holds a clone it keeps until the free */
     unsigned long after_free;
     atomic_bool *freed;
     pthread_t th;
@@ -776,9 +777,12 @@ static void *holder_main(void *arg)
             }
             continue;
         }
-        /* after the free, keep the clones (no wake-by-value) so that the
-         * thread goes on working on them */
-        switch ((r >> 20) % (freed ? 3 : 4)) {
+        /* held[0], once filled, is kept until the free, and after it no
+         * clone is given up (no wake-by-value), so that the thread has
+         * clones to work on once the executor is gone */
+        if (k == 0 && !freed)
+            atomic_store_explicit(&h->pinned, true, memory_order_relaxed);
+        switch ((r >> 20) % (freed || k == 0 ? 3 : 4)) {
         case 0:
             cw_waker_wake_by_ref(held[k]);
             break;
@@ -818,17 +822,20 @@ START_TEST(executor_freed_while_three_threads_wake)
         hs[i] = (holder){.wd = &wd, .rng = 0x85ebca6bu * (uint32_t)(i + 1) | 1,
                          .freed = &freed};
         atomic_init(&hs[i].ops, 0);
+        atomic_init(&hs[i].pinned, false);
         ck_assert_int_eq(pthread_create(&hs[i].th, NULL, holder_main, &hs[i]), 0);
     }
-    /* run until the threads are a third of the way through (they do not
-     * stop before the free) */
+    /* run until the threads are a third of the way through and each holds
+     * a clone it keeps (they do not stop before the free) */
     for (;;) {
         unsigned long least = ULONG_MAX;
+        bool pinned = true;
         for (int i = 0; i < NTHREADS; i++) {
             unsigned long o = atomic_load_explicit(&hs[i].ops, memory_order_relaxed);
             least = o < least ? o : least;
+            pinned &= atomic_load_explicit(&hs[i].pinned, memory_order_relaxed);
         }
-        if (least >= wd.ops_target / 3)
+        if (least >= wd.ops_target / 3 && pinned)
             break;
         uint64_t p0 = polls_of(wd.env.ex);
         tenv_turn(&wd.env);
@@ -881,7 +888,7 @@ START_TEST(executor_freed_while_three_threads_wake)
             ops, after, (unsigned long long)wd.spawned, (unsigned long long)live_before,
             (unsigned long long)st.wakes_remote);
     ck_assert_uint_gt(live_before, 0);
-    ck_assert_uint_ge(after, MIN_AFTER_FREE); /* a thread may have held nothing */
+    ck_assert_uint_ge(after, NTHREADS * MIN_AFTER_FREE); /* each held a clone */
     ck_assert_uint_ge(ops, NTHREADS * wd.ops_target);
     world_destroy(&wd);
     counting_allocator_off();
