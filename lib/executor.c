@@ -377,6 +377,7 @@ void cw__executor_round(cw_executor *ex)
     cw__inbox_drain(ex);
 
     cw_slice_end why = CW_SLICE_EMPTY;
+    bool cut = false; /* a slice of this round had the wake_poll budget */
     for (;;) {
         uint64_t slice;
         ex->stats.decisions++;
@@ -393,16 +394,19 @@ void cw__executor_round(cw_executor *ex)
                 cw__hist_record(&q->service_delay_ns, now - q->runnable_at);
         }
         q->service_pending = false;
-        if (cw__eevdf_heavier_idle(&ex->sched, e)) {
-            /* A heavier queue is idle: what would wake it is I/O that
-             * libevent sees only between rounds (timers and remote wakes
-             * preempt inside one). Return to it sooner. */
-            uint64_t end = cw__deadline(round_start, ex->wake_poll_ns);
-            if ((int64_t)(end - ex->round_end) < 0) {
-                ex->round_end = end;
+        /* The round's time budget, for this slice: while a heavier queue
+         * is idle, what would wake it is I/O that libevent sees only
+         * between rounds (timers and remote wakes preempt inside one),
+         * so return to it after wake_poll rather than driver_yield. */
+        uint64_t budget = ex->driver_yield_ns;
+        if (ex->wake_poll_ns < budget && cw__eevdf_heavier_idle(&ex->sched, e)) {
+            budget = ex->wake_poll_ns;
+            if (!cut) {
+                cut = true;
                 ex->stats.wake_poll_rounds++;
             }
         }
+        ex->round_end = cw__deadline(round_start, budget);
         uint64_t start = now;
         ex->preempt = false;
         ex->slice_start = now;

@@ -649,6 +649,12 @@ START_TEST(wake_poll_cuts_the_round_while_a_heavier_queue_idles)
     /* at or above driver_yield it is off */
     ck_assert_uint_eq(first_yield_after(1, 99, 2 * MS, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
     ck_assert_uint_eq(cut, 0);
+    ck_assert_uint_eq(first_yield_after(1, 99, CW_WAKE_POLL_OFF, false, &cut),
+                      CW_DEFAULT_DRIVER_YIELD_NS);
+    ck_assert_uint_eq(cut, 0);
+    /* the edges of the powers of two */
+    ck_assert_uint_eq(first_yield_after(63, 64, 0, false, &cut), CW_DEFAULT_WAKE_POLL_NS);
+    ck_assert_uint_eq(first_yield_after(64, 127, 0, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
 }
 END_TEST
 
@@ -663,6 +669,60 @@ START_TEST(wake_poll_leaves_the_round_alone_without_a_heavier_idle_queue)
     /* the heavy queue runs, the light one idles */
     ck_assert_uint_eq(first_yield_after(1, 99, 0, true, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
     ck_assert_uint_eq(cut, 0);
+}
+END_TEST
+
+/* The budget is the running slice's: a heavy queue that wakes inside a
+ * round cut short for a light one (its sleep ends, it preempts) runs with
+ * driver_yield's budget, not wake_poll's. */
+typedef struct sleepy {
+    cw_pt pt;
+    cw_sleep nap;
+} sleepy;
+
+static uint64_t g_sleepy_yes; /* fake time of its first "yes" from cw_should_yield */
+
+static cw_poll sleepy_poll(void *state, cw_cx *cx)
+{
+    sleepy *s = state;
+    CW_BEGIN(&s->pt);
+    cw_sleep_init(&s->nap, 10 * US);
+    CW_AWAIT(&s->pt, cw_sleep_poll(&s->nap, cx));
+    for (;;) {
+        record(1, 10 * US);
+        if (cw_should_yield(cx))
+            break;
+    }
+    g_sleepy_yes = g_clk->now;
+    CW_END(&s->pt);
+}
+
+START_TEST(wake_poll_budget_follows_the_running_slice)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 1);  /* background */
+    cw_config_add_queue(cfg, 1, 99); /* foreground */
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    g_chunker_nyields = 0;
+    g_sleepy_yes = 0;
+    sleepy fg = {0};
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 1), sleepy_poll, &fg, sizeof fg, NULL, NULL), 0);
+    tenv_turn(&env); /* it sleeps until t0 + 10 us */
+    uint64_t t0 = env.clk.now;
+    uint32_t q = 0;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), chunker_poll, &q, sizeof q, NULL, NULL), 0);
+    tenv_turn(&env);
+    /* the background's slice had the 50 us budget and was preempted at
+     * 10 us; the foreground's slice, in the same round, had 500 us */
+    ck_assert_uint_eq(g_chunker_yields[0], t0 + 10 * US);
+    ck_assert_uint_eq(g_sleepy_yes, t0 + CW_DEFAULT_DRIVER_YIELD_NS);
+    struct cw_executor_stats st;
+    ck_assert_int_eq(cw_executor_stats(env.ex, &st), 0);
+    ck_assert_uint_eq(st.wake_poll_rounds, 1);
+    stop_all(&env);
+    tenv_free(&env);
 }
 END_TEST
 
@@ -772,6 +832,7 @@ static Suite *suite(void)
     tcase_add_test(tc, wake_poll_cuts_the_round_while_a_heavier_queue_idles);
     tcase_add_test(tc, wake_poll_leaves_the_round_alone_without_a_heavier_idle_queue);
     tcase_add_test(tc, wake_poll_serves_a_request_that_arrives_during_light_work);
+    tcase_add_test(tc, wake_poll_budget_follows_the_running_slice);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -54,8 +54,8 @@
  *   wake while the executor slept); a round polls at most
  *   max_polls_per_yield tasks and stops at the first poll after which one
  *   more poll as long as the queue's recent ones (the longest, decaying by
- *   1/8 per poll) would end past driver_yield, or past wake_poll once a
- *   slice began of a queue lighter (by power of two) than an idle one;
+ *   1/8 per poll) would end past driver_yield, or past wake_poll during
+ *   a slice of a queue lighter (by power of two) than an idle one;
  *   it does not return while tasks are runnable and budget is left
  *   (work conservation).
  * - Slices: every slice polls at least once and one queue only; a slice
@@ -219,6 +219,7 @@ struct model {
     int curr;              /* queue of the slice in progress, -1 */
     uint64_t slice_start, round_start;
     uint64_t budget;       /* the round's time budget: yield_ns or wake_poll */
+    bool round_cut;        /* a slice of this round had the wake_poll budget */
     uint32_t round_polls;
     bool must_end_slice, must_end_round, slice_wakeup, last_others;
     uint64_t pre_seen;     /* preemptions counted so far */
@@ -1347,9 +1348,14 @@ static mtask *poll_begin(model *m, mstate *s, cw_cx *cx)
         else
             MCHECK(m, st.preemptions == m->pre_seen, "preemption counted with no slice");
         m->curr = t->q;
-        if (heavier_idle(m, t->q) && m->wake_poll < m->budget) {
+        /* the round's budget, for this slice */
+        m->budget = m->yield_ns;
+        if (m->wake_poll < m->yield_ns && heavier_idle(m, t->q)) {
             m->budget = m->wake_poll;
-            m->wake_poll_rounds++;
+            if (!m->round_cut) {
+                m->round_cut = true;
+                m->wake_poll_rounds++;
+            }
         }
         m->slices++;
         m->qs[t->q].slices++;
@@ -1581,6 +1587,7 @@ static void round_begin(model *m)
     m->res.rounds++;
     m->round_start = m->clk;
     m->budget = m->yield_ns;
+    m->round_cut = false;
     m->round_polls = 0;
     m->must_end_round = m->must_end_slice = false;
     m->curr = -1;

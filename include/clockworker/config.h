@@ -39,6 +39,9 @@ extern "C" {
 /** Default round budget while a lighter queue runs and a heavier one is
  *  idle: 50 us (cw_config_set_wake_poll()). */
 #define CW_DEFAULT_WAKE_POLL_NS 50000ull
+/** cw_config_set_wake_poll(cfg, CW_WAKE_POLL_OFF): driver_yield alone
+ *  bounds every round. */
+#define CW_WAKE_POLL_OFF UINT64_MAX
 
 /**
  * A new config with no queue and the default settings.
@@ -91,7 +94,8 @@ CW_EXTERN void cw_config_set_sched_latency(cw_config *cfg, uint64_t ns);
 CW_EXTERN void cw_config_set_min_slice(cw_config *cfg, uint64_t ns);
 
 /** Longest run of polls before the executor returns to libevent so that
- *  I/O is polled: after each poll, the round ends if one more poll as long
+ *  I/O is polled (during a slice of a queue lighter than an idle one, the
+ *  shorter wake_poll: cw_config_set_wake_poll()): after each poll, the round ends if one more poll as long
  *  as the queue's recent ones (the longest, decaying by 1/8 per poll)
  *  would end past this budget, so a round of long polls does not overshoot
  *  it by a poll; a single poll longer than the budget still runs whole.
@@ -103,25 +107,29 @@ CW_EXTERN void cw_config_set_driver_yield(cw_config *cfg, uint64_t ns);
 CW_EXTERN void cw_config_set_max_polls_per_yield(cw_config *cfg, uint32_t n);
 
 /**
- * The round's budget, instead of driver_yield, while the queue that runs
- * is lighter than an idle queue: how long the I/O that would wake the
+ * The round's budget, instead of driver_yield, during a slice of a queue
+ * lighter than an idle queue: how long the I/O that would wake the
  * heavier queue may wait to be seen. A wake from I/O (a request on a
  * socket, a task spawned from a libevent callback) reaches the executor
  * only when libevent polls, between two rounds; inside a round only timers
  * and other threads' wakes preempt. So while, say, background work of
  * weight 1 runs and the foreground queue of weight 99 is idle, the
  * executor returns to libevent every wake_poll ns (counted from the
- * round's start), and a foreground request waits for at most that plus
+ * round's start), and a foreground request waits for about that plus
  * the poll in progress. "Lighter" compares powers of two: the queue's
  * floor(log2 weight) is below an idle queue's (1 against 99, 3 against
- * 4, but not 2 against 3).
+ * 4, 63 against 64, but not 2 against 3 or 64 against 127). Which queues
+ * are idle is looked at when a slice starts; any idle queue counts, one
+ * that never has a task too.
  *
  * Each return to libevent costs one of its loop passes (an epoll_wait()
- * with a zero timeout, about a microsecond on a VM): some 2% of the light
- * queue's CPU at the default, 50 us. Long polls gain nothing unless they
- * call cw_should_yield() (or CW_YIELD_MAYBE()) between chunks of work:
- * it reads this budget. A value at or above driver_yield turns it off.
- * 0 restores the default (50 us). NULL cfg: no-op.
+ * with a zero timeout, about a microsecond on a VM): a few percent of the
+ * light queue's CPU at the default, 50 us, when its polls are short or
+ * call cw_should_yield() (or CW_YIELD_MAYBE()) between chunks of work,
+ * which reads this budget; a long poll that does not gains nothing and
+ * loses nothing. ::CW_WAKE_POLL_OFF, or any value at or above
+ * driver_yield, turns it off. 0 restores the default (50 us). NULL cfg:
+ * no-op.
  */
 CW_EXTERN void cw_config_set_wake_poll(cw_config *cfg, uint64_t ns);
 

@@ -114,9 +114,10 @@ struct cw_executor_stats {
                                    once however often it is asked */
     uint64_t driver_yields;   /**< rounds that returned to libevent with
                                    work left because the round's budget
-                                   (driver_yield ns or max_polls_per_yield
-                                   polls) was spent; the other rounds ran
-                                   out of work */
+                                   (driver_yield ns, wake_poll ns during a
+                                   slice it applies to, or
+                                   max_polls_per_yield polls) was spent;
+                                   the other rounds ran out of work */
     cw_hist round_ns;         /**< duration of each round: how long libevent
                                    (I/O, timers, other events) waited for
                                    the executor; its max is the longest
@@ -132,10 +133,10 @@ struct cw_executor_stats {
                                    runnable */
     uint64_t idle_ns;         /**< time between a round that left no
                                    runnable task and the next round */
-    uint64_t wake_poll_rounds;/**< rounds whose budget was cut to wake_poll
-                                   because a queue ran that was lighter
-                                   than an idle one
-                                   (cw_config_set_wake_poll()) */
+    uint64_t wake_poll_rounds;/**< rounds in which a slice ran with the
+                                   wake_poll budget (its queue lighter than
+                                   an idle one: cw_config_set_wake_poll()),
+                                   however the round then ended */
 };
 
 /** Why a slice ended: the reason given to cw_hooks::slice_end and counted
@@ -146,8 +147,10 @@ typedef enum cw_slice_end {
                                    another queue was runnable */
     CW_SLICE_PREEMPTED = 2,   /**< a woken queue with an earlier eligible
                                    deadline asked for the CPU */
-    CW_SLICE_DRIVER_YIELD = 3,/**< the round's time budget (driver_yield)
-                                   was spent: back to libevent */
+    CW_SLICE_DRIVER_YIELD = 3,/**< the round's time budget (driver_yield,
+                                   or wake_poll) was spent, or the task
+                                   called cw_cx_yield_to_loop(): back to
+                                   libevent */
     CW_SLICE_MAX_POLLS = 4    /**< the round's poll budget
                                    (max_polls_per_yield) was spent */
 } cw_slice_end;
