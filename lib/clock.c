@@ -78,12 +78,15 @@ static uint64_t anchor_pair(struct cw__clock *c, uint64_t *tsc, uint64_t (*mono)
     if (!c->counter)
         return ns;
     uint64_t width = c->counter() - *tsc;
-    *tsc += width / 2;
+    if ((int64_t)width < 0)
+        width = UINT64_MAX; /* the counter went back: no bracket at all */
+    else
+        *tsc += width / 2;
     if (c->calibrated ? width <= c->anchor_ticks / 2000 : ns - c->start_ns < ANCHOR_NS)
         return ns;
     for (int i = 0; i < 2; i++) {
         uint64_t a = c->counter(), n = mono(NULL), b = c->counter();
-        if (b - a < width) {
+        if ((int64_t)(b - a) >= 0 && b - a < width) {
             width = b - a;
             *tsc = a + width / 2;
             ns = n;

@@ -426,9 +426,14 @@ static uint64_t skew_t;      /* simulated ns */
 static int skew_late_read;   /* which clock read comes 5 us late, 0: none */
 static int skew_reads;
 
+static int skew_back_read; /* which counter read steps back 1000 ticks, 0: none */
+static int skew_counter_reads;
+
 static uint64_t skew_counter(void)
 {
     skew_t += 10;
+    if (++skew_counter_reads == skew_back_read)
+        return skew_t * 3 - 1000;
     return skew_t * 3;
 }
 
@@ -445,8 +450,8 @@ START_TEST(clock_anchor_is_not_skewed_by_an_interrupt)
 {
     struct cw__clock c;
     skew_t = 5000000000ull;
-    skew_reads = 0;
-    skew_late_read = 0;
+    skew_reads = skew_counter_reads = 0;
+    skew_late_read = skew_back_read = 0;
     cw__clock_start(&c, skew_counter(), skew_mono(NULL));
     c.counter = skew_counter;
     /* 1 ms later the anchor calibrates; its first clock read is late */
@@ -466,6 +471,33 @@ START_TEST(clock_anchor_is_not_skewed_by_an_interrupt)
             worst = err;
     }
     ck_assert_msg(worst <= 100, "extrapolation off by %llu ns", (unsigned long long)worst);
+}
+END_TEST
+
+/* A counter read that steps back (another CPU's counter) right after the
+ * clock read must not wrap the bracket into a garbage anchor. */
+START_TEST(clock_anchor_survives_a_counter_that_steps_back)
+{
+    struct cw__clock c;
+    skew_t = 5000000000ull;
+    skew_reads = skew_counter_reads = 0;
+    skew_late_read = skew_back_read = 0;
+    cw__clock_start(&c, skew_counter(), skew_mono(NULL));
+    c.counter = skew_counter;
+    /* in the first millisecond (each reading an anchor, no retries), then
+     * at the anchor that calibrates (with retries) */
+    for (int k = 0; k < 2; k++) {
+        skew_t += k ? 1000000 : 100000;
+        uint64_t tsc = skew_counter();
+        skew_back_read = skew_counter_reads + 1; /* the re-read after the clock */
+        uint64_t r = cw__clock_read(&c, tsc, skew_mono);
+        ck_assert(c.calibrated == (k == 1));
+        uint64_t now_ticks = skew_t * 3;
+        uint64_t off = c.anchor_tsc > now_ticks ? c.anchor_tsc - now_ticks : now_ticks - c.anchor_tsc;
+        ck_assert_msg(off < 300, "anchor %llu ticks off", (unsigned long long)off);
+        ck_assert_uint_le(r, skew_t);
+    }
+    skew_back_read = 0;
 }
 END_TEST
 
@@ -506,6 +538,7 @@ static Suite *suite(void)
     tcase_add_test(tc, default_clock_is_monotonic_and_tracks_clock_monotonic);
     tcase_add_test(tc, clock_extrapolation_follows_the_clock_across_suspend_and_counter_reset);
     tcase_add_test(tc, clock_anchor_is_not_skewed_by_an_interrupt);
+    tcase_add_test(tc, clock_anchor_survives_a_counter_that_steps_back);
     suite_add_tcase(s, tc);
     return s;
 }
