@@ -54,9 +54,10 @@
  *   the time it cached when the pass began, so after long callbacks every
  *   timer of the base fires late by their length. clockworker refreshes
  *   it (event_base_update_cache_time) when it goes idle; plain libevent
- *   programs usually do not, and the libevent variants do not either,
- *   except with --lev-refresh, which refreshes it at the end of every
- *   libevent callback (the strongest plain-libevent baseline).
+ *   programs usually do not. The libevent variants refresh it before
+ *   arming a sleep (see Sleeps), which is at the end of every callback
+ *   but a foreground task's last; --lev-refresh refreshes it at the end
+ *   of that one too (the strongest plain-libevent baseline).
  * - Sleeps: plain libevent arms an evtimer per sleep; clockworker tasks
  *   await a cw_sleep. Every base is created with
  *   EVENT_BASE_FLAG_PRECISE_TIMER so that sleeps of 100-500 us mean that,
