@@ -446,14 +446,20 @@ static uint64_t skew_mono(void *arg)
     return skew_t;
 }
 
-START_TEST(clock_anchor_is_not_skewed_by_an_interrupt)
+/* A clock started on the simulated counter, re-read at its anchors. */
+static void skew_start(struct cw__clock *c)
 {
-    struct cw__clock c;
     skew_t = 5000000000ull;
     skew_reads = skew_counter_reads = 0;
     skew_late_read = skew_back_read = 0;
-    cw__clock_start(&c, skew_counter(), skew_mono(NULL));
-    c.counter = skew_counter;
+    cw__clock_start(c, skew_counter(), skew_mono(NULL));
+    c->counter = skew_counter;
+}
+
+START_TEST(clock_anchor_is_not_skewed_by_an_interrupt)
+{
+    struct cw__clock c;
+    skew_start(&c);
     /* 1 ms later the anchor calibrates; its first clock read is late */
     skew_t += 1000000;
     skew_late_read = skew_reads + 1;
@@ -479,11 +485,7 @@ END_TEST
 START_TEST(clock_anchor_survives_a_counter_that_steps_back)
 {
     struct cw__clock c;
-    skew_t = 5000000000ull;
-    skew_reads = skew_counter_reads = 0;
-    skew_late_read = skew_back_read = 0;
-    cw__clock_start(&c, skew_counter(), skew_mono(NULL));
-    c.counter = skew_counter;
+    skew_start(&c);
     /* in the first millisecond (each reading an anchor, no retries), then
      * at the anchor that calibrates (with retries) */
     for (int k = 0; k < 2; k++) {
