@@ -183,7 +183,6 @@ struct opts {
     bool sel[NVAR];
     const char *json, *csv, *mode;
     unsigned bg_chunk_us;  /* --bg-chunk-us: clockworker background chunks */
-    bool lev_refresh;      /* --lev-refresh */
 };
 
 /* ---- clocks, RNG, CPU work ----------------------------------------------- */
@@ -1196,7 +1195,7 @@ static void write_json(FILE *f, const struct opts *o, const struct result *all,
             "\"generator_cpu\": %d, \"cpus_available\": %d, \"bg_chunk_us\": %u, "
             "\"lev_refresh\": %s}}\n",
             o->fg_count, o->rps, o->bg, o->seed, o->repeat, o->mode, burn_cpu ? "cpu" : "wall", o->nice,
-            rt_cpu, gen_cpu, ncpu, o->bg_chunk_us, o->lev_refresh ? "true" : "false");
+            rt_cpu, gen_cpu, ncpu, o->bg_chunk_us, lev_refresh ? "true" : "false");
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -1280,7 +1279,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             continue;
         }
         if (strcmp(a, "--lev-refresh") == 0) {
-            o->lev_refresh = lev_refresh = true;
+            lev_refresh = true;
             continue;
         }
         i++; /* every other option takes a value */
@@ -1453,7 +1452,7 @@ int main(int argc, char **argv)
                o.bg_chunk_us);
     else
         printf("clockworker background tasks run each segment in one poll (--bg-chunk-us 0)\n");
-    if (o.lev_refresh)
+    if (lev_refresh)
         printf("libevent callbacks refresh the base's cached time when they end (--lev-refresh)\n");
     if (o.nice) {
         int err = autogroup_nice(o.nice);
