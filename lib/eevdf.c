@@ -60,6 +60,28 @@
  * inflated by (W + w)/W first. With nothing runnable V stays where it
  * was (v_idle), the reference for the next queue to wake.
  *
+ * Precision. Weights are any uint32 from 1 (cw_config_add_queue() and
+ * cw_queue_set_weight() take them all), and a slice may be a microsecond,
+ * so t * S / w_i can be below one unit: at w_i = 2^30 a 1 us charge is
+ * 0.98 units. Truncating each charge would lose it whole, v_i would stand
+ * still and no other queue would be eligible again. So the remainder is
+ * carried (cw__eq.vrem, as vruntime's fraction in units of 1/w_i):
+ *
+ *     v_i + vrem_i / w_i  +=  t * S / w_i          (exactly)
+ *
+ * After any charges adding up to T ns, v_i has advanced by T * S / w_i
+ * rounded down, off by less than one unit, and the error does not grow
+ * with the number of charges: the long-run shares are the weights' at
+ * every weight. What remains is the granularity of one unit, w_i / S ns
+ * of the queue's running (under 1 ns for w_i <= 2^20, 4.1 us at 2^32 - 1):
+ * eligibility (which compares the integer v_i) may be decided up to that
+ * much early, and a request (d_i - v_i) is rounded down to whole units but
+ * never empty, so a slice of a heavy queue may last up to one unit longer
+ * than asked. Neither accumulates. Ranges: t < 2^43 ns (2.4 h) keeps
+ * t * S + vrem in 64 bits (longer charges take the 128-bit path); spans
+ * are capped at 2^60, so w_i * (v_i - b) < 2^92 and the sum over 1024
+ * queues fits the 128-bit sum_wv.
+ *
  * Charging happens at the end of a slice, with the slice's measured
  * duration (the sum of its polls), and before a queue is placed mid-slice
  * (update_curr), so V is current where it matters without a division per
@@ -105,7 +127,8 @@ static bool dl_before(const cw__eq *a, const cw__eq *b)
     return d < 0 || (d == 0 && a->index < b->index);
 }
 
-/* Wall ns -> virtual span for queue e: ns * S / w, capped. */
+/* Wall ns -> virtual span for queue e: ns * S / w rounded down, capped
+ * (lag limits). */
 static int64_t vspan(const cw__eq *e, uint64_t ns)
 {
     if (ns <= UINT64_MAX / CW__EEVDF_SCALE) {
@@ -116,6 +139,47 @@ static int64_t vspan(const cw__eq *e, uint64_t ns)
     }
     unsigned __int128 v = (unsigned __int128)ns * CW__EEVDF_SCALE / e->weight;
     return v > (unsigned __int128)VSPAN_MAX ? VSPAN_MAX : (int64_t)v;
+}
+
+/* (ns * S + frac) / w and its remainder, capped at VSPAN_MAX (the
+ * remainder is then 0). frac < w. */
+static uint64_t vdiv(uint64_t ns, uint64_t frac, uint64_t w, uint64_t *rem)
+{
+    if (ns < (uint64_t)1 << 43) {
+        /* ns * S < 2^63 and frac < 2^32: 64 bits, one division for
+         * quotient and remainder */
+        uint64_t x = ns * CW__EEVDF_SCALE + frac;
+        uint64_t q = x / w;
+        if (q <= (uint64_t)VSPAN_MAX) {
+            *rem = x % w;
+            return q;
+        }
+    } else {
+        unsigned __int128 x = (unsigned __int128)ns * CW__EEVDF_SCALE + frac;
+        if (x / w <= (unsigned __int128)VSPAN_MAX) {
+            *rem = (uint64_t)(x % w);
+            return (uint64_t)(x / w);
+        }
+    }
+    *rem = 0;
+    return (uint64_t)VSPAN_MAX;
+}
+
+/* Charge e for ns of running: v_i + vrem_i / w_i += ns * S / w_i exactly
+ * (see "Precision"). Returns what vruntime advanced by. */
+static int64_t vcharge(cw__eq *e, uint64_t ns)
+{
+    return (int64_t)vdiv(ns, e->vrem, e->weight, &e->vrem);
+}
+
+/* Start a request: d_i = v_i + r_i * S / w_i from the exact virtual
+ * runtime, rounded down to a whole unit but at least one, so that a
+ * request is never empty. */
+static void new_deadline(const cw__eevdf *s, cw__eq *e)
+{
+    uint64_t rem;
+    uint64_t span = vdiv(cw__eevdf_request(s, e), e->vrem, e->weight, &rem);
+    e->deadline = e->vruntime + (span ? span : 1);
 }
 
 void cw__eevdf_init(cw__eevdf *s, uint64_t latency_ns, uint64_t min_slice_ns)
@@ -468,10 +532,11 @@ bool cw__eevdf_enqueue(cw__eevdf *s, cw__eq *e)
     if (s->load)
         lag = (int64_t)((__int128)lag * (__int128)(s->load + e->weight) / (__int128)s->load);
     e->vruntime = V - (uint64_t)lag;
+    e->vrem = 0;
     if (!s->load)
         s->base = V;
     sum_add(s, e);
-    e->deadline = e->vruntime + (uint64_t)vspan(e, cw__eevdf_request(s, e));
+    new_deadline(s, e);
     if (!e->in_pending) {
         e->in_pending = true;
         e->next_pending = s->pending;
@@ -533,12 +598,15 @@ cw__eq *cw__eevdf_pick(cw__eevdf *s, uint64_t *slice_ns)
     s->curr = best;
     s->curr_ns = 0;
     if (!cw__vt_before(best->vruntime, best->deadline)) {
-        best->deadline = best->vruntime + (uint64_t)vspan(best, cw__eevdf_request(s, best));
+        new_deadline(s, best);
         heap_key_up(s, best, CW__EQ_ELIG);
     }
-    /* The rest of the request in wall time: (d - v) * w / S, at least 1. */
-    unsigned __int128 left = (unsigned __int128)(uint64_t)vdiff(best->deadline, best->vruntime)
-                             * best->weight / CW__EEVDF_SCALE;
+    /* The rest of the request in wall time, from the exact v:
+     * ((d - v) * w - vrem) / S, at least 1 (d - v >= 1 > vrem / w). */
+    unsigned __int128 left = ((unsigned __int128)(uint64_t)vdiff(best->deadline, best->vruntime)
+                                  * best->weight
+                              - best->vrem)
+                             / CW__EEVDF_SCALE;
     *slice_ns = left ? (left > UINT64_MAX ? UINT64_MAX : (uint64_t)left) : 1;
     CHECK(s);
     return best;
@@ -565,6 +633,7 @@ static void reweight_now(cw__eevdf *s, cw__eq *e, uint32_t weight)
     dl = (int64_t)((__int128)dl * (__int128)e->weight / weight);
     e->weight = weight;
     e->vruntime = V - (uint64_t)lag;
+    e->vrem = 0;
     e->deadline = e->vruntime + (uint64_t)dl;
     sum_add(s, e);
     if (in_heap)
@@ -576,7 +645,7 @@ void cw__eevdf_update_curr(cw__eevdf *s, uint64_t ns)
     cw__eq *e = s->curr;
     if (!e || ns <= s->curr_ns)
         return;
-    int64_t delta = vspan(e, ns - s->curr_ns);
+    int64_t delta = vcharge(e, ns - s->curr_ns);
     s->curr_ns = ns;
     e->vruntime += (uint64_t)delta;
     s->sum_wv += (__int128)e->weight * delta;
@@ -589,7 +658,7 @@ void cw__eevdf_charge(cw__eevdf *s, uint64_t ns, bool still_runnable)
     cw__eevdf_update_curr(s, ns);
     s->curr = NULL;
     if (!cw__vt_before(e->vruntime, e->deadline)) {
-        e->deadline = e->vruntime + (uint64_t)vspan(e, cw__eevdf_request(s, e));
+        new_deadline(s, e);
         if (still_runnable && !e->new_weight) /* else it leaves elig below */
             heap_key_up(s, e, CW__EQ_ELIG);
     }
@@ -628,6 +697,8 @@ static void account(const cw__eevdf *s, const cw__eq *e, struct acc *a)
 {
     if (!e->on_rq)
         fail("queue in the structure is not runnable");
+    if (e->vrem >= e->weight)
+        fail("vruntime's fraction is a unit or more");
     a->sum += (__int128)e->weight * vdiff(e->vruntime, s->base);
     a->load += e->weight;
     a->n++;

@@ -17,8 +17,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Virtual time advances by ns * CW__EEVDF_SCALE / weight. 2^20 keeps the
- * rounding of a 100 us charge under 1 part in 10^4 even at weight 2^16. */
+/* Virtual time advances by ns * CW__EEVDF_SCALE / weight: one unit of
+ * virtual time is weight / 2^20 ns of a queue's running (under 1 ns up to
+ * weight 2^20, 4.1 us at the largest weight, 2^32 - 1). The remainder of
+ * each charge is carried (cw__eq.vrem), so no weight loses service to the
+ * rounding; see eevdf.c, "Precision". */
 #define CW__EEVDF_SCALE ((uint64_t)1 << 20)
 
 /* Most queues one scheduler holds (the executor's CW_MAX_QUEUES; eevdf.c
@@ -32,6 +35,8 @@ struct cw__eq {
     uint64_t weight;     /* w_i >= 1 */
     uint64_t slice_ns;   /* configured request, 0: derived from latency */
     uint64_t vruntime;   /* v_i (wraps; compare with cw__vt_before) */
+    uint64_t vrem;       /* v_i's fraction: the exact virtual runtime is
+                            vruntime + vrem / weight, 0 <= vrem < weight */
     uint64_t deadline;   /* d_i = v_i + r_i * SCALE / w_i at request start */
     int64_t vlag;        /* lag V - v_i saved while idle (clamped) */
     uint64_t v_left;     /* V when it went idle */

@@ -581,6 +581,33 @@ START_TEST(virtual_time_wraps_harmlessly)
 }
 END_TEST
 
+START_TEST(charges_carry_their_remainder_at_any_weight)
+{
+    /* v advances by the total charged * S / w rounded down, however the
+     * charges are cut: at w = 2^30 + 7 every 1 us charge is under one unit */
+    static const uint32_t ws[] = {1, 3, 1000003, (1u << 30) + 7, UINT32_MAX};
+    for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++) {
+        sim *m = sim_new(&ws[k], 1, 2 * MS, 100 * US);
+        cw__eq *e = &m->q[0];
+        cw__eevdf_enqueue(&m->s, e);
+        uint64_t v0 = e->vruntime, total = 0, slice;
+        for (uint64_t i = 0; i < 5000; i++) {
+            ck_assert_ptr_eq(cw__eevdf_pick(&m->s, &slice), e);
+            uint64_t ns = 500 + (i * 7919) % 1500; /* 500..1999 ns */
+            cw__eevdf_charge(&m->s, ns, true);
+            total += ns;
+            uint64_t want = (uint64_t)((unsigned __int128)total * CW__EEVDF_SCALE / ws[k]);
+            ck_assert_msg(e->vruntime - v0 == want, "weight %u after %llu ns: v advanced %llu, want %llu",
+                          ws[k], (unsigned long long)total,
+                          (unsigned long long)(e->vruntime - v0), (unsigned long long)want);
+        }
+        /* and the slice it is given is never empty */
+        ck_assert_uint_ge(slice, 1);
+        free(m);
+    }
+}
+END_TEST
+
 START_TEST(nothing_runnable_picks_null_and_v_stays)
 {
     sim *m = sim_new((uint32_t[]){1}, 1, 2 * MS, 100 * US);
@@ -625,6 +652,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reweight_keeps_the_average_and_changes_shares);
     tcase_add_test(tc, virtual_time_wraps_harmlessly);
     tcase_add_test(tc, nothing_runnable_picks_null_and_v_stays);
+    tcase_add_test(tc, charges_carry_their_remainder_at_any_weight);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,6 +1,7 @@
 /* check_sched.c - the scheduler seen through the executor, under the
  * injectable clock: every poll advances the fake clock by its invented
  * cost, so shares, slices and preemptions are exact and repeatable. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -130,6 +131,107 @@ END_TEST
 START_TEST(cpu_shares_follow_weights_1_2_3)
 {
     assert_shares((uint32_t[]){1, 2, 3}, 3);
+}
+END_TEST
+
+/* ---- shares at every accepted weight ----------------------------------------- */
+
+/* A CPU task whose polls cost lo..hi ns (pseudo-random, uniform). */
+typedef struct jitter {
+    uint32_t qid;
+    uint64_t lo, hi;
+} jitter;
+
+static uint64_t g_rng;
+
+static uint64_t rng_next(void)
+{
+    /* xorshift64* */
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return g_rng * 2685821657736338717ull;
+}
+
+static cw_poll jitter_poll(void *state, cw_cx *cx)
+{
+    jitter *j = state;
+    if (g_stop)
+        return CW_READY;
+    record(j->qid, j->lo + rng_next() % (j->hi - j->lo + 1));
+    cw_waker_wake_by_ref(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+/* Two queues of weights w0 and w1, both with slice `slice`, one CPU task
+ * each whose polls cost lo..hi ns; after `polls` polls, queue 0's share
+ * of the CPU time charged to both must be w0 / (w0 + w1) within 0.01. */
+static void assert_pair_share(uint32_t w0, uint32_t w1, uint64_t slice, uint64_t lo,
+                              uint64_t hi, uint64_t polls)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    ck_assert_int_eq(cw_config_add_queue(cfg, 0, w0), 0);
+    ck_assert_int_eq(cw_config_add_queue(cfg, 1, w1), 0);
+    ck_assert_int_eq(cw_config_set_queue_slice(cfg, 0, slice), 0);
+    ck_assert_int_eq(cw_config_set_queue_slice(cfg, 1, slice), 0);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    for (uint32_t i = 0; i < 2; i++) {
+        jitter j = {i, lo, hi};
+        ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, i), jitter_poll, &j, sizeof j, NULL,
+                                  NULL),
+                         0);
+    }
+    run_polls(&env, polls);
+    struct cw_queue_stats a, b;
+    cw_queue_stats(cw_executor_queue(env.ex, 0), &a);
+    cw_queue_stats(cw_executor_queue(env.ex, 1), &b);
+    double share = (double)a.cpu_ns / (double)(a.cpu_ns + b.cpu_ns);
+    double want = (double)w0 / ((double)w0 + (double)w1);
+    ck_assert_msg(share > want - 0.01 && share < want + 0.01,
+                  "weights %u:%u, slice %llu ns, polls %llu..%llu ns: share %.4f, want %.4f "
+                  "(%llu polls)",
+                  w0, w1, (unsigned long long)slice, (unsigned long long)lo,
+                  (unsigned long long)hi, share, want, (unsigned long long)g_total);
+    stop_all(&env);
+    tenv_free(&env);
+}
+
+START_TEST(shares_are_exact_at_large_weights_and_short_slices)
+{
+    /* the charge of a short slice at a large weight is under one unit of
+     * virtual time: truncated, the heavy queue's v stood still and the
+     * other never ran again */
+    g_rng = 0x9e3779b97f4a7c15ull;
+    assert_pair_share(3, 1, 1 * MS, 500, 1000, 250000);
+    assert_pair_share(1u << 30, 3u << 28, 1 * US, 500, 1000, 250000);
+    assert_pair_share(4000000000u, 1000000000u, 3 * US, 500, 1000, 250000);
+    assert_pair_share(1000000, 3000000, 2 * US, 500, 1000, 250000);
+    assert_pair_share(UINT32_MAX, UINT32_MAX - 1, 1 * US, 500, 1000, 250000);
+}
+END_TEST
+
+START_TEST(shares_are_exact_for_random_weights_and_slices)
+{
+    /* weights over the whole accepted range 1..2^32-1, uniform in the
+     * even runs (most of them large) and log-uniform in the odd ones
+     * (every order of magnitude alike); slices log-uniform over
+     * 1 us..10 ms; polls of 500-1000 ns, or 1/40 to 1/20 of a longer
+     * slice so that every run spans some 2000 slices */
+    g_rng = 0x2545f4914f6cdd1dull;
+    for (int k = 0; k < 32; k++) {
+        uint32_t w[2];
+        for (int i = 0; i < 2; i++) {
+            double x = (double)(rng_next() >> 11) / 9007199254740992.0; /* [0, 1) */
+            double v = k % 2 ? exp(x * log(4294967295.0)) : 1 + x * 4294967294.0;
+            w[i] = v < 1 ? 1 : v >= 4294967295.0 ? UINT32_MAX : (uint32_t)v;
+        }
+        double x = (double)(rng_next() >> 11) / 9007199254740992.0;
+        uint64_t slice = (uint64_t)(1000.0 * exp(x * log(10000.0)));
+        uint64_t lo = slice / 40 > 500 ? slice / 40 : 500;
+        assert_pair_share(w[0], w[1], slice, lo, 2 * lo, 60000);
+    }
 }
 END_TEST
 
@@ -817,6 +919,8 @@ static Suite *suite(void)
     tcase_add_test(tc, cpu_shares_follow_weights_8_1);
     tcase_add_test(tc, cpu_shares_follow_weights_99_1);
     tcase_add_test(tc, cpu_shares_follow_weights_1_2_3);
+    tcase_add_test(tc, shares_are_exact_at_large_weights_and_short_slices);
+    tcase_add_test(tc, shares_are_exact_for_random_weights_and_slices);
     tcase_add_test(tc, high_queue_waking_mid_slice_preempts_at_next_poll);
     tcase_add_test(tc, low_queue_waking_does_not_preempt);
     tcase_add_test(tc, short_slice_queue_is_served_within_its_slice);

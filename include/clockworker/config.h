@@ -61,7 +61,12 @@ CW_EXTERN void cw_config_free(cw_config *cfg);
  * @param id     the queue's id, chosen by the caller (often an enum); used
  *               with cw_executor_queue() to find the queue.
  * @param weight its share of the CPU against the other runnable queues'
- *               weights; at least 1.
+ *               weights: any value from 1 to 2^32 - 1, and the shares are
+ *               the weights' at every one of them (the scheduler carries
+ *               what a short slice at a large weight charges below its
+ *               unit of virtual time, weight / 2^20 ns; a slice of such a
+ *               queue may run up to one unit, at most 4.1 us, past its
+ *               request).
  * @return 0; -EINVAL if cfg is NULL, weight is 0 or the config already has
  *         ::CW_MAX_QUEUES queues; -EEXIST if id is taken; -ENOMEM. On error
  *         the config is unchanged.

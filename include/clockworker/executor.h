@@ -97,6 +97,8 @@ CW_EXTERN uint64_t cw_executor_now(const cw_executor *ex);
  * running now is charged for its slice at its old weight first. The
  * queue's lag is scaled so that w * lag stays constant, which keeps the
  * weighted average V where it was (no queue gains or loses position).
+ * Every weight from 1 to 2^32 - 1 is accepted and exact, as in
+ * cw_config_add_queue().
  *
  * @return 0; -EINVAL if q is NULL or weight is 0. Executor thread.
  */
