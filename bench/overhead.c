@@ -1002,7 +1002,7 @@ static NOINLINE double pure_pick(uint32_t n, uint32_t iters)
     cw__eevdf_init(&s, CW_DEFAULT_SCHED_LATENCY_NS, CW_DEFAULT_MIN_SLICE_NS);
     for (uint32_t i = 0; i < n; i++) {
         cw__eq_init(&eq[i], i, 1 + i % 8, 0);
-        cw__eevdf_add(&s, &eq[i]);
+        cw__eevdf_add(&s, &eq[i], CW__EQ_NO_RANK, false);
         cw__eevdf_enqueue(&s, &eq[i]);
     }
     uint32_t rng = 12345;

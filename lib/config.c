@@ -16,7 +16,6 @@ cw_config *cw_config_new(void)
     cfg->min_slice_ns = CW_DEFAULT_MIN_SLICE_NS;
     cfg->driver_yield_ns = CW_DEFAULT_DRIVER_YIELD_NS;
     cfg->max_polls_per_yield = CW_DEFAULT_MAX_POLLS_PER_YIELD;
-    cfg->wake_poll_ns = CW_DEFAULT_WAKE_POLL_NS;
     cfg->no_histograms = true;
     return cfg;
 }
@@ -52,7 +51,8 @@ int cw_config_add_queue(cw_config *cfg, uint32_t id, uint32_t weight)
         cfg->queues = q;
         cfg->cap = cap;
     }
-    cfg->queues[cfg->nqueues++] = (struct cw__qdef){.id = id, .weight = weight};
+    cfg->queues[cfg->nqueues++] =
+        (struct cw__qdef){.id = id, .weight = weight, .latency_ns = CW_DEFAULT_QUEUE_LATENCY_NS};
     return 0;
 }
 
@@ -91,10 +91,16 @@ void cw_config_set_max_polls_per_yield(cw_config *cfg, uint32_t n)
         cfg->max_polls_per_yield = n ? n : CW_DEFAULT_MAX_POLLS_PER_YIELD;
 }
 
-void cw_config_set_wake_poll(cw_config *cfg, uint64_t ns)
+int cw_config_set_queue_latency(cw_config *cfg, uint32_t id, uint64_t ns)
 {
-    if (cfg)
-        cfg->wake_poll_ns = ns ? ns : CW_DEFAULT_WAKE_POLL_NS;
+    if (!cfg)
+        return -EINVAL;
+    struct cw__qdef *q = cw__config_find(cfg, id);
+    if (!q)
+        return -ENOENT;
+    q->latency_ns = ns ? ns : CW_DEFAULT_QUEUE_LATENCY_NS;
+    q->latency_set = ns != 0;
+    return 0;
 }
 
 void cw_config_set_catch_panics(cw_config *cfg, bool on)

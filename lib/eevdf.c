@@ -198,9 +198,11 @@ void cw__eevdf_init(cw__eevdf *s, uint64_t latency_ns, uint64_t min_slice_ns)
     s->min_slice_ns = min_slice_ns;
     s->n_elig = s->n_inelig = 0;
     s->nqueues = 0;
-    s->idle_classes = 0;
-    for (int c = 0; c < 32; c++)
-        s->nidle[c] = 0;
+    s->lat_n = NULL;
+    s->nranks = 0;
+    s->lat_top = 0;
+    for (unsigned w = 0; w < CW__EEVDF_MAX_RANKS / 64; w++)
+        s->lat_bits[w] = 0;
 }
 
 void cw__eq_init(cw__eq *e, uint32_t index, uint32_t weight, uint64_t slice_ns)
@@ -208,6 +210,7 @@ void cw__eq_init(cw__eq *e, uint32_t index, uint32_t weight, uint64_t slice_ns)
     assert(weight >= 1);
     *e = (cw__eq){0};
     e->index = index;
+    e->lat_rank = CW__EQ_NO_RANK;
     e->weight = weight;
     e->slice_ns = slice_ns;
 }
@@ -249,38 +252,63 @@ int64_t cw__eevdf_lag(const cw__eevdf *s, const cw__eq *e)
     return e->on_rq ? vdiff(cw__eevdf_avg(s), e->vruntime) : e->vlag;
 }
 
-/* ---- idle queues by weight class ------------------------------------------ */
+/* ---- idle queues by latency rank ------------------------------------------ */
 
-static inline unsigned wclass(uint64_t weight)
-{
-    return 63u - (unsigned)__builtin_clzll(weight); /* weight >= 1 */
-}
+_Static_assert(CW__EEVDF_MAX_RANKS / 64 <= 32, "lat_top has a bit per word");
 
+/* An armed queue with a target goes idle. */
 static void idle_in(cw__eevdf *s, const cw__eq *e)
 {
-    unsigned c = wclass(e->weight);
-    if (s->nidle[c]++ == 0)
-        s->idle_classes |= 1u << c;
+    uint32_t r = e->lat_rank;
+    if (r == CW__EQ_NO_RANK || !e->armed)
+        return;
+    if (s->lat_n[r]++ == 0) {
+        s->lat_bits[r / 64] |= (uint64_t)1 << (r % 64);
+        s->lat_top |= 1u << (r / 64);
+    }
 }
 
-static void idle_out(cw__eevdf *s, const cw__eq *e)
+/* An idle queue becomes runnable; the first time, it is armed instead. */
+static void idle_out(cw__eevdf *s, cw__eq *e)
 {
-    unsigned c = wclass(e->weight);
-    assert(s->nidle[c] > 0);
-    if (--s->nidle[c] == 0)
-        s->idle_classes &= ~(1u << c);
+    uint32_t r = e->lat_rank;
+    if (!e->armed) {
+        e->armed = true;
+        return;
+    }
+    if (r == CW__EQ_NO_RANK)
+        return;
+    assert(s->lat_n[r] > 0);
+    if (--s->lat_n[r] == 0) {
+        s->lat_bits[r / 64] &= ~((uint64_t)1 << (r % 64));
+        if (!s->lat_bits[r / 64])
+            s->lat_top &= ~(1u << (r / 64));
+    }
 }
 
-void cw__eevdf_add(cw__eevdf *s, cw__eq *e)
+void cw__eevdf_set_rank_counts(cw__eevdf *s, uint32_t *counts, uint32_t nranks)
 {
-    assert(!e->on_rq);
-    s->nqueues++;
+    assert(!s->nqueues && nranks <= CW__EEVDF_MAX_RANKS);
+    s->lat_n = counts;
+    s->nranks = nranks;
+}
+
+void cw__eevdf_add(cw__eevdf *s, cw__eq *e, uint32_t lat_rank, bool armed)
+{
+    assert(!e->on_rq && !e->armed);
+    assert(lat_rank == CW__EQ_NO_RANK || lat_rank < s->nranks);
+    e->lat_rank = lat_rank;
+    e->armed = armed;
     idle_in(s, e);
+    s->nqueues++;
 }
 
-bool cw__eevdf_heavier_idle(const cw__eevdf *s, const cw__eq *e)
+uint32_t cw__eevdf_idle_rank(const cw__eevdf *s)
 {
-    return (s->idle_classes >> wclass(e->weight)) > 1;
+    if (!s->lat_top)
+        return CW__EQ_NO_RANK;
+    unsigned w = (unsigned)__builtin_ctz(s->lat_top);
+    return w * 64 + (unsigned)__builtin_ctzll(s->lat_bits[w]);
 }
 
 /* ---- the sums ---------------------------------------------------------- */
@@ -617,9 +645,7 @@ static void reweight_now(cw__eevdf *s, cw__eq *e, uint32_t weight)
     if (!e->on_rq) {
         /* w * lag is what is conserved. */
         e->vlag = (int64_t)((__int128)e->vlag * (__int128)e->weight / weight);
-        idle_out(s, e);
         e->weight = weight;
-        idle_in(s, e);
         return;
     }
     uint64_t V = cw__eevdf_avg(s);
@@ -745,13 +771,21 @@ void cw__eevdf_check(const cw__eevdf *s)
         fail("load does not match");
     if (a.sum != s->sum_wv)
         fail("sum_wv does not match");
-    uint32_t idle = 0, bits = 0;
-    for (unsigned c = 0; c < 32; c++) {
-        idle += s->nidle[c];
-        bits |= s->nidle[c] ? 1u << c : 0;
+    if (s->nr_running > s->nqueues)
+        fail("more queues runnable than registered");
+    uint32_t top = 0;
+    for (unsigned w = 0; w < CW__EEVDF_MAX_RANKS / 64; w++) {
+        uint64_t bits = 0;
+        for (unsigned b = 0; b < 64 && w * 64 + b < s->nranks; b++) {
+            uint32_t n = s->lat_n[w * 64 + b];
+            if (n > s->nqueues - s->nr_running)
+                fail("more idle queues of a latency rank than idle queues");
+            bits |= n ? (uint64_t)1 << b : 0;
+        }
+        if (bits != s->lat_bits[w])
+            fail("latency rank bits do not match their counts");
+        top |= bits ? 1u << w : 0;
     }
-    if (bits != s->idle_classes)
-        fail("idle class bits do not match their counts");
-    if (idle + s->nr_running != s->nqueues)
-        fail("idle and runnable queues do not add up to the registered ones");
+    if (top != s->lat_top)
+        fail("latency rank summary does not match its words");
 }

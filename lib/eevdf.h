@@ -44,10 +44,18 @@ struct cw__eq {
     uint32_t new_weight; /* reweight requested while running (0: none) */
     bool on_rq;          /* runnable: counted in the sums */
     bool in_pending;     /* on the pending list (placed, not yet in a heap) */
+    bool armed;          /* has been runnable: its latency target counts */
     uint8_t heap;        /* CW__EQ_NO_HEAP, CW__EQ_ELIG or CW__EQ_INELIG */
+    uint32_t lat_rank;   /* its latency target's rank, CW__EQ_NO_RANK: none */
     uint32_t heap_pos;   /* its slot in that heap */
     cw__eq *next_pending;
 };
+
+/* cw__eq.lat_rank of a queue with no latency target. */
+#define CW__EQ_NO_RANK UINT32_MAX
+
+/* Most latency ranks (distinct targets) one scheduler tracks. */
+#define CW__EEVDF_MAX_RANKS CW__EEVDF_MAX
 
 /* cw__eq.heap: which heap of cw__eevdf holds the queue. */
 enum { CW__EQ_NO_HEAP, CW__EQ_ELIG, CW__EQ_INELIG };
@@ -96,15 +104,18 @@ typedef struct cw__eevdf {
      */
     uint32_t n_elig, n_inelig;
     /*
-     * The idle queues by weight class (floor(log2 w_i), 0..31): how many
-     * of the registered queues (cw__eevdf_add) are idle in each class,
-     * and a bit per class that has any. Kept at every idle <-> runnable
-     * change and reweight, O(1), so that the executor can ask at each
-     * slice whether a heavier queue is idle (cw__eevdf_heavier_idle).
+     * The idle queues that have a latency target and have been runnable
+     * (armed), counted by the target's rank (the executor ranks the
+     * distinct targets, shortest first): lat_n[r] of them have rank r,
+     * and a two-level bitmap marks the ranks with any, so the shortest
+     * target of an idle queue is two bit scans away. Kept at every
+     * idle <-> runnable change, O(1) (cw__eevdf_idle_rank).
      */
-    uint32_t nqueues;
-    uint32_t idle_classes;
-    uint32_t nidle[32];
+    uint32_t *lat_n;      /* nranks counts, or NULL: no ranks */
+    uint32_t nranks;
+    uint32_t lat_top;     /* bit w: lat_bits[w] != 0 */
+    uint64_t lat_bits[CW__EEVDF_MAX_RANKS / 64];
+    uint32_t nqueues;     /* registered (cw__eevdf_add) */
     cw__eevdf_slot elig[CW__EEVDF_MAX];
     cw__eevdf_slot inelig[CW__EEVDF_MAX];
 } cw__eevdf;
@@ -112,14 +123,19 @@ typedef struct cw__eevdf {
 void cw__eevdf_init(cw__eevdf *s, uint64_t latency_ns, uint64_t min_slice_ns);
 void cw__eq_init(cw__eq *e, uint32_t index, uint32_t weight, uint64_t slice_ns);
 
-/* Register an idle queue (cw__eq_init'ed) with the scheduler: every queue
- * is added once, before its first enqueue. */
-void cw__eevdf_add(cw__eevdf *s, cw__eq *e);
+/* Give the scheduler the counts for latency ranks 0..nranks-1 (zeroed;
+ * nranks <= CW__EEVDF_MAX_RANKS), owned by the caller. Before any add. */
+void cw__eevdf_set_rank_counts(cw__eevdf *s, uint32_t *counts, uint32_t nranks);
 
-/* Whether an idle queue is in a higher weight class than e (its weight's
- * power of two is higher: 99 against 1, 4 against 3, not 3 against 2):
- * a queue whose wake would likely preempt e. O(1). */
-bool cw__eevdf_heavier_idle(const cw__eevdf *s, const cw__eq *e);
+/* Register an idle queue (cw__eq_init'ed) with the scheduler: every queue
+ * is added once, before its first enqueue. lat_rank: the rank of its
+ * latency target (below nranks), or CW__EQ_NO_RANK; armed: the target
+ * counts from now on, else from the queue's first enqueue. */
+void cw__eevdf_add(cw__eevdf *s, cw__eq *e, uint32_t lat_rank, bool armed);
+
+/* The smallest rank among the idle queues that have been runnable and
+ * have a latency target, or CW__EQ_NO_RANK. O(1). */
+uint32_t cw__eevdf_idle_rank(const cw__eevdf *s);
 
 /* a before b in virtual time (wrap-safe). */
 static inline bool cw__vt_before(uint64_t a, uint64_t b)

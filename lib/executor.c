@@ -8,8 +8,10 @@
  *   2. pick a queue (EEVDF) and run its tasks FIFO until its slice is
  *      spent, the queue is empty, a preemption was requested, or the
  *      round's budget (driver_yield ns, max_polls_per_yield polls) is
- *      spent; charge the queue what it used; repeat. While the queue is
- *      lighter than an idle one, the time budget is wake_poll ns;
+ *      spent; charge the queue what it used; repeat. While a queue with
+ *      a latency target is idle, the time budget is the shortest such
+ *      target (budget_spent() is the one test of the budget, after a
+ *      poll and in cw_should_yield());
  *   3. if work remains, ask the driver for another round (libevent polls
  *      I/O first); else go idle (remote wakes will signal the fd).
  * One clock read after each poll is both the end of that poll and the
@@ -36,6 +38,43 @@ static int cmp_by_id(const void *a, const void *b, void *queues)
     return x < y ? -1 : x > y;
 }
 
+/* The distinct latency targets of cfg's queues below driver_yield, sorted
+ * into val (room for one per queue); returns how many. */
+static uint32_t latency_ranks(const cw_config *cfg, uint64_t driver_yield, uint64_t *val)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < cfg->nqueues; i++) {
+        uint64_t t = cfg->queues[i].latency_ns;
+        if (t >= driver_yield)
+            continue;
+        uint32_t j = n;
+        while (j > 0 && val[j - 1] > t)
+            j--;
+        if (j > 0 && val[j - 1] == t)
+            continue;
+        memmove(&val[j + 1], &val[j], (n - j) * sizeof *val);
+        val[j] = t;
+        n++;
+    }
+    return n;
+}
+
+/* A target's rank among the n sorted ones, or CW__EQ_NO_RANK. */
+static uint32_t latency_rank(const uint64_t *val, uint32_t n, uint64_t t)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (val[mid] == t)
+            return mid;
+        if (val[mid] < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return CW__EQ_NO_RANK;
+}
+
 int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor **out)
 {
     int err = -ENOMEM;
@@ -52,7 +91,6 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
     ex->nqueues = cfg->nqueues;
     ex->driver_yield_ns = cfg->driver_yield_ns;
     ex->max_polls_per_yield = cfg->max_polls_per_yield;
-    ex->wake_poll_ns = cfg->wake_poll_ns;
     ex->catch_panics = cfg->catch_panics;
     ex->hist_on = !cfg->no_histograms;
     if (cfg->has_hooks) {
@@ -76,6 +114,9 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
 
     ex->queues = cw__calloc(cfg->nqueues, sizeof *ex->queues);
     ex->by_id = cw__calloc(cfg->nqueues, sizeof *ex->by_id);
+    /* the distinct latency targets below driver_yield (the others change
+     * nothing), then a count per target: at most one per queue */
+    ex->lat_val = cw__calloc(cfg->nqueues, sizeof *ex->lat_val + sizeof(uint32_t));
     cw__shared *sh = cw__calloc(1, sizeof *sh);
     if (sh) {
         /* released with the last task block (cw__shared_release) */
@@ -88,8 +129,10 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         sh->notify_rfd = sh->notify_wfd = -1;
         sh->thread = &cw__thread_token;
     }
-    if (!ex->queues || !ex->by_id || !sh)
+    if (!ex->queues || !ex->by_id || !ex->lat_val || !sh)
         goto fail;
+    uint32_t nranks = latency_ranks(cfg, ex->driver_yield_ns, ex->lat_val);
+    cw__eevdf_set_rank_counts(&ex->sched, (uint32_t *)(ex->lat_val + cfg->nqueues), nranks);
     for (uint32_t i = 0; i < cfg->nqueues; i++) {
         cw_queue *q = &ex->queues[i];
         q->ex = ex;
@@ -97,7 +140,9 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         q->index = i;
         cw__list_init(&q->runq);
         cw__eq_init(&q->eq, i, cfg->queues[i].weight, cfg->queues[i].slice_ns);
-        cw__eevdf_add(&ex->sched, &q->eq);
+        cw__eevdf_add(&ex->sched, &q->eq,
+                      latency_rank(ex->lat_val, nranks, cfg->queues[i].latency_ns),
+                      cfg->queues[i].latency_set);
         ex->by_id[i] = i;
     }
     /* insertion sort: configs are small and this runs once */
@@ -123,6 +168,7 @@ fail:
         ex->shared = NULL;
         cw__shared_release(sh, 1);
     }
+    cw__free(ex->lat_val);
     cw__free(ex->by_id);
     cw__free(ex->queues);
     cw__free(ex);
@@ -156,6 +202,7 @@ void cw_executor_free(cw_executor *ex)
     cw__slabs_detach(ex);
     ex->shared->ex = NULL;
     cw__shared_release(ex->shared, 1);
+    cw__free(ex->lat_val);
     cw__free(ex->by_id);
     cw__free(ex->queues);
     cw__free(ex);
@@ -264,6 +311,24 @@ static bool poll_task(cw_executor *ex, cw__task *t, cw_poll *res)
     return false;
 }
 
+/*
+ * The budget test, after a poll (run_slice) and inside one
+ * (cw_should_yield()): the round is over at `now` when one more unit of
+ * work as long as `unit` would end past the round's end (so a round does
+ * not overshoot its budget by a unit: I/O waits for the round to end),
+ * and the slice when its wall time is spent while another queue waits.
+ * After a poll the unit is a poll as long as the queue's recent ones;
+ * inside one it is the chunk since the task last asked.
+ */
+static inline cw_slice_end budget_spent(const cw_executor *ex, uint64_t now, uint64_t unit)
+{
+    if ((int64_t)(now + unit - ex->round_end) > 0)
+        return CW_SLICE_DRIVER_YIELD;
+    if (ex->sched.nr_running > 1 && (int64_t)(now - ex->slice_end) >= 0)
+        return CW_SLICE_SPENT;
+    return CW_SLICE_EMPTY; /* neither */
+}
+
 static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
                               uint32_t *polls_left)
 {
@@ -320,17 +385,14 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
             cw__inbox_drain(ex);
         if (--*polls_left == 0)
             return CW_SLICE_MAX_POLLS;
-        /* The round's time budget: end it when one more poll as long as
-         * this queue's recent ones would end past it, so a round of long
-         * polls stays within driver_yield instead of overshooting by a
-         * poll (I/O waits for the round to end). The estimate is the
-         * longest recent poll, decaying by 1/8 per poll. */
-        if ((int64_t)(t1 + q->poll_est - ex->round_end) > 0)
-            return CW_SLICE_DRIVER_YIELD;
+        /* The unit is the longest recent poll, decaying by 1/8 per poll. */
+        cw_slice_end why = budget_spent(ex, t1, q->poll_est);
+        if (why == CW_SLICE_DRIVER_YIELD)
+            return why;
         if (ex->preempt)
             return CW_SLICE_PREEMPTED;
-        if (ex->sched.nr_running > 1 && past_end >= 0)
-            return CW_SLICE_SPENT;
+        if (why == CW_SLICE_SPENT)
+            return why;
     }
 }
 
@@ -377,7 +439,7 @@ void cw__executor_round(cw_executor *ex)
     cw__inbox_drain(ex);
 
     cw_slice_end why = CW_SLICE_EMPTY;
-    bool cut = false; /* a slice of this round had the wake_poll budget */
+    bool cut = false; /* a slice of this round had a latency budget */
     for (;;) {
         uint64_t slice;
         ex->stats.decisions++;
@@ -394,16 +456,18 @@ void cw__executor_round(cw_executor *ex)
                 cw__hist_record(&q->service_delay_ns, now - q->runnable_at);
         }
         q->service_pending = false;
-        /* The round's time budget, for this slice: while a heavier queue
-         * is idle, what would wake it is I/O that libevent sees only
-         * between rounds (timers and remote wakes preempt inside one),
-         * so return to it after wake_poll rather than driver_yield. */
+        /* The round's time budget, for this slice: while a queue with a
+         * latency target is idle, what would wake it is I/O that the loop
+         * sees only between rounds (timers and remote wakes are seen
+         * inside one), so return to it within the shortest such target
+         * rather than driver_yield (the ranks hold only shorter ones). */
         uint64_t budget = ex->driver_yield_ns;
-        if (ex->wake_poll_ns < budget && cw__eevdf_heavier_idle(&ex->sched, e)) {
-            budget = ex->wake_poll_ns;
+        uint32_t rank = cw__eevdf_idle_rank(&ex->sched);
+        if (rank != CW__EQ_NO_RANK) {
+            budget = ex->lat_val[rank];
             if (!cut) {
                 cut = true;
-                ex->stats.wake_poll_rounds++;
+                ex->stats.latency_rounds++;
             }
         }
         ex->round_end = cw__deadline(round_start, budget);
@@ -483,6 +547,10 @@ bool cw_should_yield(cw_cx *cx)
     if (ex->preempt)
         return true;
     uint64_t now = cw__now(ex);
+    /* the chunk since the task last asked, or since its poll began */
+    uint64_t since = (int64_t)(ex->yield_check - ex->poll_start) > 0 ? ex->yield_check
+                                                                       : ex->poll_start;
+    ex->yield_check = now;
     if (ex->timers.n) {
         /* A sleep of a more deserving queue that came due during this
          * poll asks for a preemption now, not after the poll: a task
@@ -493,8 +561,7 @@ bool cw_should_yield(cw_cx *cx)
         if (ex->preempt)
             return true;
     }
-    return (int64_t)(now - ex->round_end) >= 0
-           || (ex->sched.nr_running > 1 && (int64_t)(now - ex->slice_end) >= 0);
+    return budget_spent(ex, now, now - since) != CW_SLICE_EMPTY;
 }
 
 void cw__executor_yield_to_loop(cw_executor *ex)

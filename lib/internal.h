@@ -76,6 +76,8 @@ struct cw__qdef {
     uint32_t id;
     uint32_t weight;
     uint64_t slice_ns; /* 0: derived */
+    uint64_t latency_ns; /* latency target, CW_LATENCY_NONE: none */
+    bool latency_set;    /* set by the user: in force from the start */
 };
 
 struct cw_config {
@@ -85,7 +87,6 @@ struct cw_config {
     uint64_t min_slice_ns;
     uint64_t driver_yield_ns;
     uint32_t max_polls_per_yield;
-    uint64_t wake_poll_ns;
     bool catch_panics;
     bool no_histograms;
     uint64_t (*now_ns)(void *);
@@ -384,7 +385,9 @@ struct cw_executor {
 
     uint64_t driver_yield_ns;
     uint32_t max_polls_per_yield;
-    uint64_t wake_poll_ns;     /* round budget under a heavier idle queue */
+    uint64_t *lat_val;         /* the distinct latency targets below
+                                  driver_yield, shortest first (a rank
+                                  indexes it); then their idle counts */
     bool catch_panics;
     bool hist_on;              /* histograms kept */
     uint64_t (*now_ns)(void *);
@@ -403,6 +406,7 @@ struct cw_executor {
     uint64_t poll_start;       /* clock read before the poll in progress */
     uint64_t slice_end;
     uint64_t round_end;
+    uint64_t yield_check;      /* clock at the last cw_should_yield() */
     uint64_t now_cache;        /* the latest clock reading in a round */
     uint64_t last_round_end;   /* clock at the end of the last round */
     bool last_round_left_work; /* it returned with runnable work */

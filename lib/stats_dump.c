@@ -104,7 +104,7 @@ static void dump_executor(struct out *o, const struct cw_executor_stats *s)
     put_us(o, "cpu", s->cpu_ns);
     put_count(o, "rounds", s->rounds);
     put_count(o, "driver_yields", s->driver_yields);
-    put_count(o, "wake_poll_rounds", s->wake_poll_rounds);
+    put_count(o, "latency_rounds", s->latency_rounds);
     put_count(o, "decisions", s->decisions);
     put_count(o, "slices", s->slices);
     put_count(o, "preemptions", s->preemptions);

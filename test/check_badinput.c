@@ -440,7 +440,7 @@ static long knob_setters_null_cfg(void)
     cw_config_set_min_slice(NULL, 1);
     cw_config_set_driver_yield(NULL, 1);
     cw_config_set_max_polls_per_yield(NULL, 1);
-    cw_config_set_wake_poll(NULL, 1);
+    EXPECT_EQ(cw_config_set_queue_latency(NULL, Q, 1), -EINVAL);
     cw_config_set_catch_panics(NULL, true);
     cw_config_set_clock(NULL, fake_now, NULL);
     return RETURNED;
@@ -453,18 +453,21 @@ static long knob_setters_zero_restore_default(void)
     cw_config_set_min_slice(cfg, 7);
     cw_config_set_driver_yield(cfg, 7);
     cw_config_set_max_polls_per_yield(cfg, 7);
-    cw_config_set_wake_poll(cfg, 7);
-    EXPECT_EQ(cfg->wake_poll_ns, 7);
+    EXPECT_EQ(cw_config_set_queue_latency(cfg, Q, 7), 0);
+    EXPECT_EQ(cfg->queues[0].latency_ns, 7);
+    EXPECT_EQ(cfg->queues[0].latency_set, true);
     cw_config_set_sched_latency(cfg, 0);
     cw_config_set_min_slice(cfg, 0);
     cw_config_set_driver_yield(cfg, 0);
     cw_config_set_max_polls_per_yield(cfg, 0);
-    cw_config_set_wake_poll(cfg, 0);
+    EXPECT_EQ(cw_config_set_queue_latency(cfg, Q, 0), 0);
     EXPECT_EQ(cfg->sched_latency_ns, CW_DEFAULT_SCHED_LATENCY_NS);
     EXPECT_EQ(cfg->min_slice_ns, CW_DEFAULT_MIN_SLICE_NS);
     EXPECT_EQ(cfg->driver_yield_ns, CW_DEFAULT_DRIVER_YIELD_NS);
     EXPECT_EQ(cfg->max_polls_per_yield, CW_DEFAULT_MAX_POLLS_PER_YIELD);
-    EXPECT_EQ(cfg->wake_poll_ns, CW_DEFAULT_WAKE_POLL_NS);
+    EXPECT_EQ(cfg->queues[0].latency_ns, CW_DEFAULT_QUEUE_LATENCY_NS);
+    EXPECT_EQ(cfg->queues[0].latency_set, false);
+    EXPECT_EQ(cw_config_set_queue_latency(cfg, Q + 1, 7), -ENOENT);
     cw_config_free(cfg);
     return RETURNED;
 }

@@ -13,6 +13,7 @@
 
 typedef struct sim {
     cw__eevdf s;
+    uint32_t lat_n[1024]; /* latency rank counts */
     cw__eq q[1024];
     uint64_t ran[1024];
     uint32_t n;
@@ -23,10 +24,12 @@ static sim *sim_new(const uint32_t *w, uint32_t n, uint64_t latency, uint64_t mi
     sim *m = calloc(1, sizeof *m);
     ck_assert_ptr_nonnull(m);
     cw__eevdf_init(&m->s, latency, min_slice);
+    cw__eevdf_set_rank_counts(&m->s, m->lat_n, 5);
     m->n = n;
     for (uint32_t i = 0; i < n; i++) {
         cw__eq_init(&m->q[i], i, w[i], 0);
-        cw__eevdf_add(&m->s, &m->q[i]);
+        /* latency ranks: 0..4, every sixth queue none */
+        cw__eevdf_add(&m->s, &m->q[i], i % 6 == 5 ? CW__EQ_NO_RANK : (i * 7 + 3) % 5, false);
     }
     return m;
 }
@@ -244,9 +247,12 @@ static void enter_leave_against_brute_force(uint32_t n, uint32_t wmax, uint64_t 
     for (uint32_t i = 0; i < n; i++)
         w[i] = 1 + (uint32_t)rand() % wmax;
     sim *m = sim_new(w, n, 2 * MS, 50 * US);
-    for (uint32_t i = 0; i < n; i += 7) /* some with a configured slice */
+    for (uint32_t i = 0; i < n; i += 7) { /* some with a configured slice */
+        uint32_t rank = m->q[i].lat_rank;
         cw__eq_init(&m->q[i], i, w[i], quantum * (1 + (uint64_t)rand() % 8));
-    uint32_t picks = 0, stale_elig = 0, stale_inelig = 0, ties = 0, heavier_seen = 0;
+        m->q[i].lat_rank = rank;
+    }
+    uint32_t picks = 0, stale_elig = 0, stale_inelig = 0, ties = 0, ranked_seen = 0;
     for (uint32_t k = 0; k < steps; k++) {
         cw__eq *e = &m->q[(uint32_t)rand() % n];
         switch (rand() % 8) {
@@ -278,14 +284,13 @@ static void enter_leave_against_brute_force(uint32_t n, uint32_t wmax, uint64_t 
                 if (q->heap == CW__EQ_INELIG && cw__eevdf_eligible(&m->s, q))
                     stale_inelig++;
             }
-            /* heavier_idle against a scan of the idle queues */
-            int ce = 63 - __builtin_clzll(e->weight);
-            bool heavier = false;
+            /* the idle rank against a scan of the idle queues */
+            uint32_t rank = CW__EQ_NO_RANK;
             for (uint32_t i = 0; i < n; i++)
-                if (!m->q[i].on_rq && 63 - __builtin_clzll(m->q[i].weight) > ce)
-                    heavier = true;
-            ck_assert_int_eq(cw__eevdf_heavier_idle(&m->s, e), heavier);
-            heavier_seen += heavier;
+                if (!m->q[i].on_rq && m->q[i].armed && m->q[i].lat_rank < rank)
+                    rank = m->q[i].lat_rank;
+            ck_assert_uint_eq(cw__eevdf_idle_rank(&m->s), rank);
+            ranked_seen += rank != CW__EQ_NO_RANK && rank > 0;
             cw__eq *want = brute_pick(m);
             for (uint32_t i = 0; want && i < n; i++)
                 if (&m->q[i] != want && m->q[i].on_rq && m->q[i].deadline == want->deadline
@@ -303,7 +308,7 @@ static void enter_leave_against_brute_force(uint32_t n, uint32_t wmax, uint64_t 
     cw__eevdf_check(&m->s);
     ck_assert_uint_gt(picks, steps / 8);
     if (wmax > 1)
-        ck_assert_uint_gt(heavier_seen, 0);
+        ck_assert_uint_gt(ranked_seen, 0);
     ck_assert_uint_gt(stale_elig, 0);
     ck_assert_uint_gt(stale_inelig, 0);
     if (wmax == 1)
@@ -338,41 +343,58 @@ END_TEST
 
 /* The idle queues by weight class: a queue asks whether one of a higher
  * power-of-two weight is idle (the executor then shortens its rounds). */
-START_TEST(heavier_idle_follows_enqueue_leave_and_reweight)
+START_TEST(idle_rank_follows_enqueue_leave_and_first_use)
 {
-    sim *m = sim_new((uint32_t[]){1, 99, 50, 2, 3}, 5, 2 * MS, 100 * US);
+    /* ranks (sim_new): q0 3, q1 0, q2 2, q3 4, q4 1, q5 none */
+    sim *m = sim_new((uint32_t[]){1, 99, 50, 2, 3, 7}, 6, 2 * MS, 100 * US);
     cw__eevdf *s = &m->s;
     cw__eq *q = m->q;
     uint64_t slice;
-    /* all idle */
-    ck_assert(cw__eevdf_heavier_idle(s, &q[0]));
-    ck_assert(cw__eevdf_heavier_idle(s, &q[2]));  /* 99 above 50 */
-    ck_assert(!cw__eevdf_heavier_idle(s, &q[1])); /* the heaviest */
+    ck_assert_uint_eq(q[4].lat_rank, 1);
+    ck_assert_uint_eq(q[5].lat_rank, CW__EQ_NO_RANK);
+    /* all idle, none ever runnable: no target counts */
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), CW__EQ_NO_RANK);
     cw__eevdf_enqueue(s, &q[1]);
-    ck_assert(!cw__eevdf_heavier_idle(s, &q[2])); /* 99 runs */
-    ck_assert(cw__eevdf_heavier_idle(s, &q[0]));  /* 50 still idle */
+    cw__eevdf_enqueue(s, &q[5]);
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), CW__EQ_NO_RANK); /* both runnable */
+    cw__eevdf_dequeue(s, &q[5]);
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), CW__EQ_NO_RANK); /* q5: no target */
+    cw__eevdf_enqueue(s, &q[0]);
     cw__eevdf_enqueue(s, &q[2]);
-    ck_assert(cw__eevdf_heavier_idle(s, &q[0]));  /* 2 and 3: class 1 */
-    ck_assert(!cw__eevdf_heavier_idle(s, &q[3])); /* 3 is in 2's class */
-    cw__eevdf_reweight(s, &q[4], 8);              /* idle: at once */
-    ck_assert(cw__eevdf_heavier_idle(s, &q[3]));
-    cw__eevdf_enqueue(s, &q[4]);
-    cw__eevdf_enqueue(s, &q[3]);
-    ck_assert(!cw__eevdf_heavier_idle(s, &q[0])); /* only 1 itself idle */
-    /* the heavy queue leaves through a charge: it is idle again */
-    cw__eq *e;
-    while ((e = cw__eevdf_pick(s, &slice)) != &q[1])
+    cw__eevdf_dequeue(s, &q[2]);
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), 2);
+    cw__eevdf_reweight(s, &q[2], 8); /* weights do not matter */
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), 2);
+    /* q1 leaves through a charge: its rank 0 is the smallest idle one */
+    while (cw__eevdf_pick(s, &slice) != &q[1])
         cw__eevdf_charge(s, slice, true);
     cw__eevdf_charge(s, slice, false);
-    ck_assert(cw__eevdf_heavier_idle(s, &q[0]));
-    ck_assert(cw__eevdf_heavier_idle(s, &q[2]));
-    /* and through a dequeue */
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), 0);
     cw__eevdf_enqueue(s, &q[1]);
-    ck_assert(!cw__eevdf_heavier_idle(s, &q[2]));
-    cw__eevdf_dequeue(s, &q[1]);
-    ck_assert(cw__eevdf_heavier_idle(s, &q[2]));
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), 2);
+    cw__eevdf_enqueue(s, &q[2]);
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), CW__EQ_NO_RANK);
+    /* the first use arms the queue: idle again, it counts */
+    cw__eevdf_enqueue(s, &q[4]);
+    cw__eevdf_dequeue(s, &q[4]);
+    ck_assert_uint_eq(cw__eevdf_idle_rank(s), 1);
     cw__eevdf_check(s);
     free(m);
+
+    /* a queue added armed counts from the start */
+    sim *a = calloc(1, sizeof *a);
+    ck_assert_ptr_nonnull(a);
+    cw__eevdf_init(&a->s, 2 * MS, 100 * US);
+    cw__eevdf_set_rank_counts(&a->s, a->lat_n, 2);
+    cw__eq_init(&a->q[0], 0, 1, 0);
+    cw__eq_init(&a->q[1], 1, 1, 0);
+    cw__eevdf_add(&a->s, &a->q[0], 1, true);
+    cw__eevdf_add(&a->s, &a->q[1], 0, false);
+    ck_assert_uint_eq(cw__eevdf_idle_rank(&a->s), 1);
+    cw__eevdf_enqueue(&a->s, &a->q[0]);
+    ck_assert_uint_eq(cw__eevdf_idle_rank(&a->s), CW__EQ_NO_RANK);
+    cw__eevdf_check(&a->s);
+    free(a);
 }
 END_TEST
 
@@ -641,7 +663,7 @@ static Suite *suite(void)
     tcase_add_test(tc, random_enter_leave_matches_brute_force_all_queues);
     tcase_add_test(tc, random_enter_leave_matches_brute_force_with_ties);
     tcase_add_test(tc, ties_go_to_the_lower_index);
-    tcase_add_test(tc, heavier_idle_follows_enqueue_leave_and_reweight);
+    tcase_add_test(tc, idle_rank_follows_enqueue_leave_and_first_use);
     tcase_add_test(tc, single_queue_fast_path_keeps_v_equal_to_avg);
     tcase_add_test(tc, slice_is_the_derived_request);
     tcase_add_test(tc, configured_slice_gives_an_earlier_deadline);

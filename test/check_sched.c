@@ -303,7 +303,7 @@ START_TEST(high_queue_waking_mid_slice_preempts_at_next_poll)
     cw_config_add_queue(cfg, 0, 1);   /* low */
     cw_config_add_queue(cfg, 1, 100); /* high */
     cw_config_set_driver_yield(cfg, 50 * MS);
-    cw_config_set_wake_poll(cfg, 50 * MS); /* rounds end by time only far off */
+    cw_config_set_queue_latency(cfg, 1, CW_LATENCY_NONE); /* rounds end by time only far off */
     cw_config_set_max_polls_per_yield(cfg, 100000);
     tenv_init(&env, cfg, 1);
     reset(&env);
@@ -644,7 +644,7 @@ START_TEST(should_yield_when_a_heavier_queues_sleep_comes_due)
     cw_config_add_queue(cfg, 0, 1);  /* background */
     cw_config_add_queue(cfg, 1, 99); /* foreground */
     cw_config_set_driver_yield(cfg, 50 * MS);
-    cw_config_set_wake_poll(cfg, 50 * MS); /* the sleep, not the round, ends it */
+    cw_config_set_queue_latency(cfg, 1, CW_LATENCY_NONE); /* the sleep, not the round, ends it */
     cw_config_set_max_polls_per_yield(cfg, 100000);
     tenv_init(&env, cfg, 1);
     reset(&env);
@@ -680,6 +680,7 @@ START_TEST(should_yield_ignores_a_lighter_queues_sleep_until_the_slice_ends)
     cw_config *cfg = cw_config_new();
     cw_config_add_queue(cfg, 0, 99); /* running */
     cw_config_add_queue(cfg, 1, 1);  /* sleeping */
+    cw_config_set_queue_latency(cfg, 1, CW_LATENCY_NONE); /* its slice, not the round, ends it */
     cw_config_set_driver_yield(cfg, 50 * MS);
     cw_config_set_max_polls_per_yield(cfg, 100000);
     tenv_init(&env, cfg, 1);
@@ -705,32 +706,48 @@ START_TEST(should_yield_ignores_a_lighter_queues_sleep_until_the_slice_ends)
 }
 END_TEST
 
-/* ---- wake_poll: shorter rounds while a heavier queue is idle ------------- */
+/* ---- latency targets: shorter rounds while a queue with one is idle ----- */
 
-/* A chunked light task alone (the heavy queue has nothing to run): its
- * first "yes" from cw_should_yield() comes when the round's budget is
- * spent, which is wake_poll (or driver_yield) after the round began. */
-static uint64_t first_yield_after(uint32_t w_run, uint32_t w_idle, uint64_t wake_poll,
-                                  bool heavy_runs, uint64_t *cut_rounds)
+static cw_poll done_poll(void *state, cw_cx *cx)
+{
+    (void)state;
+    (void)cx;
+    return CW_READY;
+}
+
+enum { LAT_DEFAULT = 0, LAT_UNUSED = 1 };
+
+/* A chunked task alone on queue 0 (weight w_run); queue 1 (weight w_idle)
+ * idles with target `lat` (LAT_DEFAULT: not set; with `used`, it ran a
+ * task first). Returns when the chunked task's first "yes" from
+ * cw_should_yield() came, counted from the round's start: the round's
+ * budget. */
+static uint64_t first_yield_after(uint32_t w_run, uint32_t w_idle, uint64_t lat, bool used,
+                                  uint64_t *cut_rounds)
 {
     tenv env;
     cw_config *cfg = cw_config_new();
-    cw_config_add_queue(cfg, 0, heavy_runs ? w_idle : w_run);
-    cw_config_add_queue(cfg, 1, heavy_runs ? w_run : w_idle);
-    if (wake_poll)
-        cw_config_set_wake_poll(cfg, wake_poll);
+    cw_config_add_queue(cfg, 0, w_run);
+    cw_config_add_queue(cfg, 1, w_idle);
+    if (lat != LAT_DEFAULT)
+        ck_assert_int_eq(cw_config_set_queue_latency(cfg, 1, lat), 0);
     tenv_init(&env, cfg, 1);
     reset(&env);
+    if (used) {
+        ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 1), done_poll, NULL, 0, NULL, NULL), 0);
+        tenv_turn(&env);
+    }
+    struct cw_executor_stats st0, st;
+    ck_assert_int_eq(cw_executor_stats(env.ex, &st0), 0);
     g_chunker_nyields = 0;
     uint64_t t0 = env.clk.now;
     uint32_t q = 0;
     ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), chunker_poll, &q, sizeof q, NULL, NULL), 0);
     tenv_turn(&env);
     ck_assert_uint_eq(g_chunker_nyields, 1);
-    struct cw_executor_stats st;
     ck_assert_int_eq(cw_executor_stats(env.ex, &st), 0);
-    ck_assert_uint_eq(st.rounds, 1);
-    *cut_rounds = st.wake_poll_rounds;
+    ck_assert_uint_eq(st.rounds - st0.rounds, 1);
+    *cut_rounds = st.latency_rounds - st0.latency_rounds;
     struct cw_queue_stats qs;
     ck_assert_int_eq(cw_queue_stats(cw_executor_queue(env.ex, 0), &qs), 0);
     ck_assert_uint_eq(qs.slices_ended[CW_SLICE_DRIVER_YIELD], 1);
@@ -739,44 +756,89 @@ static uint64_t first_yield_after(uint32_t w_run, uint32_t w_idle, uint64_t wake
     return g_chunker_yields[0] - t0;
 }
 
-START_TEST(wake_poll_cuts_the_round_while_a_heavier_queue_idles)
+START_TEST(latency_target_cuts_the_round_while_its_queue_idles)
 {
     uint64_t cut;
-    /* the default, 50 us, with the crate's 99:1 */
-    ck_assert_uint_eq(first_yield_after(1, 99, 0, false, &cut), CW_DEFAULT_WAKE_POLL_NS);
+    /* the default, 50 us, once the queue has had a task; the crate's 99:1 */
+    ck_assert_uint_eq(first_yield_after(1, 99, LAT_DEFAULT, true, &cut),
+                      CW_DEFAULT_QUEUE_LATENCY_NS);
     ck_assert_uint_eq(cut, 1);
-    /* a setting, and weights one power of two apart */
-    ck_assert_uint_eq(first_yield_after(3, 4, 20 * US, false, &cut), 20 * US);
+    /* a target set is in force from the start */
+    ck_assert_uint_eq(first_yield_after(1, 99, 20 * US, false, &cut), 20 * US);
     ck_assert_uint_eq(cut, 1);
-    /* at or above driver_yield it is off */
-    ck_assert_uint_eq(first_yield_after(1, 99, 2 * MS, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
-    ck_assert_uint_eq(cut, 0);
-    ck_assert_uint_eq(first_yield_after(1, 99, CW_WAKE_POLL_OFF, false, &cut),
-                      CW_DEFAULT_DRIVER_YIELD_NS);
-    ck_assert_uint_eq(cut, 0);
-    /* the edges of the powers of two */
-    ck_assert_uint_eq(first_yield_after(63, 64, 0, false, &cut), CW_DEFAULT_WAKE_POLL_NS);
-    ck_assert_uint_eq(first_yield_after(64, 127, 0, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
+    /* weights do not matter: the idle queue may be the lighter one */
+    ck_assert_uint_eq(first_yield_after(99, 1, 30 * US, false, &cut), 30 * US);
+    ck_assert_uint_eq(cut, 1);
+    ck_assert_uint_eq(first_yield_after(5, 5, LAT_DEFAULT, true, &cut),
+                      CW_DEFAULT_QUEUE_LATENCY_NS);
 }
 END_TEST
 
-START_TEST(wake_poll_leaves_the_round_alone_without_a_heavier_idle_queue)
+/* One budget test after a poll and inside one: with 10 us chunks and a
+ * 45 us budget the task is told to stop at 40 us (one more chunk would
+ * pass 45), not at 50, and the round ends after that poll. */
+START_TEST(should_yield_and_the_round_end_agree_on_the_budget)
 {
     uint64_t cut;
-    /* the idle queue is as heavy (same power of two) */
-    ck_assert_uint_eq(first_yield_after(2, 3, 0, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
+    ck_assert_uint_eq(first_yield_after(1, 99, 45 * US, false, &cut), 40 * US);
+    ck_assert_uint_eq(cut, 1);
+    ck_assert_uint_eq(first_yield_after(1, 99, 50 * US, false, &cut), 50 * US);
+}
+END_TEST
+
+START_TEST(latency_target_costs_nothing_when_unused_or_none)
+{
+    uint64_t cut;
+    /* a configured queue that never had a task */
+    ck_assert_uint_eq(first_yield_after(1, 99, LAT_DEFAULT, false, &cut),
+                      CW_DEFAULT_DRIVER_YIELD_NS);
     ck_assert_uint_eq(cut, 0);
-    ck_assert_uint_eq(first_yield_after(5, 5, 0, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
+    /* no target, used or not */
+    ck_assert_uint_eq(first_yield_after(1, 99, CW_LATENCY_NONE, true, &cut),
+                      CW_DEFAULT_DRIVER_YIELD_NS);
     ck_assert_uint_eq(cut, 0);
-    /* the heavy queue runs, the light one idles */
-    ck_assert_uint_eq(first_yield_after(1, 99, 0, true, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
+    /* at or above driver_yield it changes nothing */
+    ck_assert_uint_eq(first_yield_after(1, 99, 2 * MS, false, &cut), CW_DEFAULT_DRIVER_YIELD_NS);
     ck_assert_uint_eq(cut, 0);
+}
+END_TEST
+
+START_TEST(shortest_target_of_the_idle_queues_counts)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    for (uint32_t i = 0; i < 4; i++)
+        cw_config_add_queue(cfg, i, 1 + i);
+    ck_assert_int_eq(cw_config_set_queue_latency(cfg, 0, 10 * US), 0); /* runs: no effect */
+    ck_assert_int_eq(cw_config_set_queue_latency(cfg, 1, 80 * US), 0);
+    ck_assert_int_eq(cw_config_set_queue_latency(cfg, 2, 30 * US), 0);
+    ck_assert_int_eq(cw_config_set_queue_latency(cfg, 3, 30 * US), 0); /* a shared one */
+    ck_assert_int_eq(cw_config_set_queue_latency(cfg, 99, 30 * US), -ENOENT);
+    ck_assert_int_eq(cw_config_set_queue_latency(NULL, 1, 30 * US), -EINVAL);
+    tenv_init(&env, cfg, 1);
+    reset(&env);
+    g_chunker_nyields = 0;
+    uint64_t t0 = env.clk.now;
+    uint32_t q = 0;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), chunker_poll, &q, sizeof q, NULL, NULL), 0);
+    tenv_turn(&env);
+    ck_assert_uint_eq(g_chunker_yields[0] - t0, 30 * US);
+    /* queues 2 and 3 busy: 80 us is the shortest idle one left */
+    uint32_t q2 = 2, q3 = 3;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 2), chunker_poll, &q2, sizeof q2, NULL, NULL), 0);
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 3), chunker_poll, &q3, sizeof q3, NULL, NULL), 0);
+    uint64_t t1 = env.clk.now;
+    tenv_turn(&env);
+    ck_assert_uint_ge(g_chunker_nyields, 2);
+    ck_assert_uint_eq(g_chunker_yields[1] - t1, 80 * US);
+    stop_all(&env);
+    tenv_free(&env);
 }
 END_TEST
 
 /* The budget is the running slice's: a heavy queue that wakes inside a
- * round cut short for a light one (its sleep ends, it preempts) runs with
- * driver_yield's budget, not wake_poll's. */
+ * round cut short for it (its sleep ends, it preempts) runs with
+ * driver_yield's budget while no other queue with a target idles. */
 typedef struct sleepy {
     cw_pt pt;
     cw_sleep nap;
@@ -799,7 +861,7 @@ static cw_poll sleepy_poll(void *state, cw_cx *cx)
     CW_END(&s->pt);
 }
 
-START_TEST(wake_poll_budget_follows_the_running_slice)
+START_TEST(latency_budget_follows_the_running_slice)
 {
     tenv env;
     cw_config *cfg = cw_config_new();
@@ -822,14 +884,14 @@ START_TEST(wake_poll_budget_follows_the_running_slice)
     ck_assert_uint_eq(g_sleepy_yes, t0 + CW_DEFAULT_DRIVER_YIELD_NS);
     struct cw_executor_stats st;
     ck_assert_int_eq(cw_executor_stats(env.ex, &st), 0);
-    ck_assert_uint_eq(st.wake_poll_rounds, 1);
+    ck_assert_uint_eq(st.latency_rounds, 1);
     stop_all(&env);
     tenv_free(&env);
 }
 END_TEST
 
 /* The promise behind it: a request that arrives on a socket while only
- * light, chunked work runs is served within wake_poll (plus a chunk), not
+ * light, chunked work runs is served within the target (plus a chunk), not
  * at the end of driver_yield. The light task writes the request itself at
  * a known fake time; the fd's callback spawns a heavy task. */
 static int g_req[2];
@@ -872,13 +934,13 @@ static cw_poll sender_poll(void *state, cw_cx *cx)
     return CW_PENDING;
 }
 
-static uint64_t request_wait(uint64_t wake_poll)
+static uint64_t request_wait(uint64_t lat)
 {
     tenv env;
     cw_config *cfg = cw_config_new();
     cw_config_add_queue(cfg, 0, 1);  /* background */
     cw_config_add_queue(cfg, 1, 99); /* foreground: idle until the request */
-    cw_config_set_wake_poll(cfg, wake_poll);
+    ck_assert_int_eq(cw_config_set_queue_latency(cfg, 1, lat), 0);
     tenv_init(&env, cfg, 1);
     reset(&env);
     g_heavy = cw_executor_queue(env.ex, 1);
@@ -901,13 +963,16 @@ static uint64_t request_wait(uint64_t wake_poll)
     return g_req_served - g_req_sent;
 }
 
-START_TEST(wake_poll_serves_a_request_that_arrives_during_light_work)
+START_TEST(latency_target_serves_a_request_that_arrives_during_light_work)
 {
     /* sent at 330 us into the work: the rounds end every 50 us, so the
      * request is seen at 350 us and its task runs first */
-    ck_assert_uint_eq(request_wait(0), 20 * US);
-    /* off: the round ends at driver_yield (500 us) */
-    ck_assert_uint_eq(request_wait(CW_DEFAULT_DRIVER_YIELD_NS), 170 * US);
+    ck_assert_uint_eq(request_wait(50 * US), 20 * US);
+    /* none: the round ends at driver_yield (500 us) */
+    ck_assert_uint_eq(request_wait(CW_LATENCY_NONE), 170 * US);
+    /* the default target starts with the queue's first task: the very
+     * first request waits for driver_yield */
+    ck_assert_uint_eq(request_wait(0), 170 * US);
 }
 END_TEST
 
@@ -933,10 +998,12 @@ static Suite *suite(void)
     tcase_add_test(tc, should_yield_when_slice_spent_and_others_wait);
     tcase_add_test(tc, should_yield_when_a_heavier_queues_sleep_comes_due);
     tcase_add_test(tc, should_yield_ignores_a_lighter_queues_sleep_until_the_slice_ends);
-    tcase_add_test(tc, wake_poll_cuts_the_round_while_a_heavier_queue_idles);
-    tcase_add_test(tc, wake_poll_leaves_the_round_alone_without_a_heavier_idle_queue);
-    tcase_add_test(tc, wake_poll_serves_a_request_that_arrives_during_light_work);
-    tcase_add_test(tc, wake_poll_budget_follows_the_running_slice);
+    tcase_add_test(tc, latency_target_cuts_the_round_while_its_queue_idles);
+    tcase_add_test(tc, latency_target_costs_nothing_when_unused_or_none);
+    tcase_add_test(tc, should_yield_and_the_round_end_agree_on_the_budget);
+    tcase_add_test(tc, shortest_target_of_the_idle_queues_counts);
+    tcase_add_test(tc, latency_target_serves_a_request_that_arrives_during_light_work);
+    tcase_add_test(tc, latency_budget_follows_the_running_slice);
     suite_add_tcase(s, tc);
     return s;
 }

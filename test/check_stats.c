@@ -772,6 +772,9 @@ static void run_two_queues(tenv *env)
     ck_assert_int_eq(cw_config_set_queue_slice(cfg, 2, 100 * US), 0);
     cw_config_set_driver_yield(cfg, 10 * MS);
     cw_config_set_max_polls_per_yield(cfg, 1000);
+    /* one round: the queue that empties first shortens nothing */
+    ck_assert_int_eq(cw_config_set_queue_latency(cfg, 1, CW_LATENCY_NONE), 0);
+    ck_assert_int_eq(cw_config_set_queue_latency(cfg, 2, CW_LATENCY_NONE), 0);
     setup(env, cfg, true);
     spawn_tk(env, 1, (tk){.name = "TA", .cost = 40 * US, .polls = 5}, NULL);
     spawn_tk(env, 2, (tk){.name = "TB", .cost = 40 * US, .polls = 5}, NULL);
@@ -854,8 +857,8 @@ START_TEST(woken_queue_preempts_the_running_slice)
     ck_assert_int_eq(cw_config_add_queue(cfg, 1, 1), 0);
     ck_assert_int_eq(cw_config_add_queue(cfg, 2, 100), 0);
     /* the round as long as driver_yield although queue 2 idles (its
-     * wake_poll cut: wake_poll_cuts_the_round_while_a_heavier_queue_idles) */
-    cw_config_set_wake_poll(cfg, CW_DEFAULT_DRIVER_YIELD_NS);
+     * target's cut: latency_target_cuts_the_round_while_its_queue_idles) */
+    cw_config_set_queue_latency(cfg, 2, CW_LATENCY_NONE);
     setup(&env, cfg, true);
     spawn_tk(&env, 2, (tk){.name = "P", .cost = 10 * US, .mode = PARK, .slot = 0}, NULL);
     tenv_turn(&env);

@@ -5,7 +5,7 @@
  *
  * One real executor (fake clock, catch_panics on, 3 or 4 queues with
  * random ids, weights and slices, random latency / driver_yield /
- * max_polls_per_yield / wake_poll) on its own event_base, and a reference model of
+ * max_polls_per_yield / latency targets) on its own event_base, and a reference model of
  * what the headers promise. Operations come from a byte stream; tasks are
  * one poll function (m_poll) whose behaviour is set at spawn:
  *
@@ -54,8 +54,9 @@
  *   wake while the executor slept); a round polls at most
  *   max_polls_per_yield tasks and stops at the first poll after which one
  *   more poll as long as the queue's recent ones (the longest, decaying by
- *   1/8 per poll) would end past driver_yield, or past wake_poll during
- *   a slice of a queue lighter (by power of two) than an idle one;
+ *   1/8 per poll) would end past driver_yield, or past the shortest
+ *   latency target of the idle queues whose target counts (set, or the
+ *   queue has had a task);
  *   it does not return while tasks are runnable and budget is left
  *   (work conservation).
  * - Slices: every slice polls at least once and one queue only; a slice
@@ -64,9 +65,10 @@
  *   R_max past its start while another queue is runnable (R_max = the
  *   largest request any queue can get); a preemption is counted only for
  *   a slice during which some idle queue became runnable, and at most one
- *   per slice. cw_should_yield() agrees with those limits.
+ *   per slice. cw_should_yield() agrees with those limits, with the
+ *   chunk since the task last asked as the unit of the round's test.
  * - Stats, exactly: polls, spawned, completed, cancelled, panicked, live,
- *   cpu_ns (sum of the poll costs), slices, rounds, wake_poll_rounds, wakes_local,
+ *   cpu_ns (sum of the poll costs), slices, rounds, latency_rounds, wakes_local,
  *   wakes_remote, the poll-time histogram's count/sum/max; per queue:
  *   id, weight, runnable (FIFO length), spawned, completed, cancelled,
  *   panicked, polls, cpu_ns, slices, preemptions.
@@ -176,6 +178,8 @@ typedef struct mq {
     uint32_t len;
     uint64_t spawned, completed, cancelled, panicked, polls, cpu, slices, preemptions;
     uint64_t poll_est;     /* its polls' recent length: the round budget */
+    uint64_t lat;          /* latency target, CW_LATENCY_NONE: none */
+    bool armed;            /* the target counts: set, or the queue was used */
 } mq;
 
 typedef struct helper {
@@ -209,7 +213,7 @@ struct model {
     uint64_t fine;         /* fake time not in whole quanta, this executor */
     uint32_t nq;
     mq qs[NQ_MAX];
-    uint64_t latency, min_slice, yield_ns, wake_poll, rmax;
+    uint64_t latency, min_slice, yield_ns, rmax;
     uint32_t max_polls;
 
     /* the executor's state as the model sees it */
@@ -218,13 +222,14 @@ struct model {
     bool firing;            /* in fire() */
     int curr;              /* queue of the slice in progress, -1 */
     uint64_t slice_start, round_start;
-    uint64_t budget;       /* the round's time budget: yield_ns or wake_poll */
-    bool round_cut;        /* a slice of this round had the wake_poll budget */
+    uint64_t budget;       /* the round's time budget: yield_ns or a target */
+    uint64_t check_at;     /* the poll's start or its last cw_should_yield() */
+    bool round_cut;        /* a slice of this round had a latency budget */
     uint32_t round_polls;
     bool must_end_slice, must_end_round, slice_wakeup, last_others;
     uint64_t pre_seen;     /* preemptions counted so far */
     uint64_t polls, spawned, completed, cancelled, panicked, live, cpu;
-    uint64_t slices, rounds, wake_poll_rounds, wakes_local, wakes_remote, max_cost;
+    uint64_t slices, rounds, latency_rounds, wakes_local, wakes_remote, max_cost;
     uint64_t sleep_seq, spawn_seq;
     int32_t cur;           /* task being polled, -1 */
     uint64_t cur_cost;
@@ -606,6 +611,7 @@ static void fifo_push(model *m, mtask *t)
         q->head = tid;
     q->tail = tid;
     q->len++;
+    q->armed = true; /* a default target counts from the first task */
 }
 
 static void fifo_remove(model *m, mtask *t)
@@ -846,6 +852,16 @@ static void exec_new(model *m)
             q->slice = slices[x % 4];
             MCHECK(m, cw_config_set_queue_slice(cfg, q->id, q->slice) == 0, "set slice");
         }
+        /* latency targets: the default (from the first task on), none,
+         * or one set (in force from the start; 3 ms: above driver_yield) */
+        uint8_t y = rd8(&m->r);
+        static const uint64_t lats[] = {20 * US, 30 * US, 100 * US, 3 * MS};
+        q->lat = (y & 3) == 0 ? CW_DEFAULT_QUEUE_LATENCY_NS
+                 : (y & 3) == 1 ? CW_LATENCY_NONE
+                                : lats[(y >> 2) & 3];
+        q->armed = (y & 3) >= 2;
+        if ((y & 3) != 0)
+            MCHECK(m, cw_config_set_queue_latency(cfg, q->id, q->lat) == 0, "set latency");
     }
     uint8_t c = rd8(&m->r);
     static const uint64_t lat[] = {2 * MS, 1 * MS, 4 * MS, 2 * MS};
@@ -856,12 +872,10 @@ static void exec_new(model *m)
     m->min_slice = minsl[(c >> 2) & 1];
     m->yield_ns = yield[(c >> 3) & 3];
     m->max_polls = maxp[(c >> 5) & 3];
-    m->wake_poll = c >> 7 ? 20 * US : CW_DEFAULT_WAKE_POLL_NS;
     cw_config_set_sched_latency(cfg, m->latency == 2 * MS ? 0 : m->latency); /* 0: default */
     cw_config_set_min_slice(cfg, m->min_slice);
     cw_config_set_driver_yield(cfg, m->yield_ns);
     cw_config_set_max_polls_per_yield(cfg, m->max_polls == 61 ? 0 : m->max_polls);
-    cw_config_set_wake_poll(cfg, c >> 7 ? m->wake_poll : 0); /* 0: default */
     cw_config_set_catch_panics(cfg, true);
     cw_config_set_clock(cfg, fake_clock, &m->clk);
     m->rmax = m->latency > m->min_slice ? m->latency : m->min_slice;
@@ -892,7 +906,7 @@ static void exec_new(model *m)
     m->must_end_slice = m->must_end_round = m->slice_wakeup = m->last_others = false;
     m->pre_seen = 0;
     m->polls = m->spawned = m->completed = m->cancelled = m->panicked = m->live = m->cpu = 0;
-    m->slices = m->rounds = m->wake_poll_rounds = m->wakes_local = m->wakes_remote = m->max_cost = 0;
+    m->slices = m->rounds = m->latency_rounds = m->wakes_local = m->wakes_remote = m->max_cost = 0;
     m->sleep_seq = m->spawn_seq = 0;
     m->inbox_n = 0;
     win_open(m);
@@ -916,7 +930,7 @@ static void check_exec(model *m)
     EQ(cpu_ns, m->cpu);
     EQ(slices, m->slices);
     EQ(rounds, m->rounds);
-    EQ(wake_poll_rounds, m->wake_poll_rounds);
+    EQ(latency_rounds, m->latency_rounds);
     EQ(preemptions, m->pre_seen);
     EQ(wakes_local, m->wakes_local);
     EQ(wakes_remote, m->wakes_remote);
@@ -1290,19 +1304,15 @@ static void slice_end(model *m, uint64_t preemptions, bool next_in_round)
     win_sync(m);
 }
 
-static unsigned wclass(uint32_t w)
+/* The round's budget for a slice of queue qi: the shortest latency
+ * target below driver_yield among the idle queues whose target counts. */
+static uint64_t slice_budget(const model *m, uint32_t qi)
 {
-    return 31u - (unsigned)__builtin_clz(w);
-}
-
-/* An idle queue of a higher weight class than queue qi (the executor
- * then cuts the round's budget to wake_poll). */
-static bool heavier_idle(const model *m, uint32_t qi)
-{
+    uint64_t b = m->yield_ns;
     for (uint32_t j = 0; j < m->nq; j++)
-        if (j != qi && m->qs[j].len == 0 && wclass(m->qs[j].weight) > wclass(m->qs[qi].weight))
-            return true;
-    return false;
+        if (j != qi && m->qs[j].len == 0 && m->qs[j].armed && m->qs[j].lat < b)
+            b = m->qs[j].lat;
+    return b;
 }
 
 static mtask *poll_begin(model *m, mstate *s, cw_cx *cx)
@@ -1349,13 +1359,10 @@ static mtask *poll_begin(model *m, mstate *s, cw_cx *cx)
             MCHECK(m, st.preemptions == m->pre_seen, "preemption counted with no slice");
         m->curr = t->q;
         /* the round's budget, for this slice */
-        m->budget = m->yield_ns;
-        if (m->wake_poll < m->yield_ns && heavier_idle(m, t->q)) {
-            m->budget = m->wake_poll;
-            if (!m->round_cut) {
-                m->round_cut = true;
-                m->wake_poll_rounds++;
-            }
+        m->budget = slice_budget(m, t->q);
+        if (m->budget < m->yield_ns && !m->round_cut) {
+            m->round_cut = true;
+            m->latency_rounds++;
         }
         m->slices++;
         m->qs[t->q].slices++;
@@ -1368,6 +1375,7 @@ static mtask *poll_begin(model *m, mstate *s, cw_cx *cx)
     fifo_remove(m, t);
     t->st = T_RUNNING;
     m->cur = tid;
+    m->check_at = m->clk;
     m->cur_cost = 0;
     m->polls++;
     m->qs[t->q].polls++;
@@ -1428,7 +1436,11 @@ static void check_should_yield(model *m, bool y)
     if (m->nlist[L_SLEEP] && !m->firing)
         fire(m); /* then wakes the sleeps due (a preemption may follow) */
     bool others = others_runnable(m);
-    bool over_round = m->clk - m->round_start >= m->budget;
+    /* the executor's test: one more chunk as long as the one since the
+     * last question (or the poll's start) would end past the budget */
+    uint64_t chunk = m->clk - m->check_at;
+    m->check_at = m->clk;
+    bool over_round = m->clk + chunk - m->round_start > m->budget;
     bool over_slice = others && m->clk - m->slice_start >= m->rmax;
     if (!y)
         MCHECK(m, !over_round && !over_slice,

@@ -36,12 +36,12 @@ extern "C" {
 #define CW_DEFAULT_DRIVER_YIELD_NS 500000ull
 /** Default most polls between two returns to libevent. */
 #define CW_DEFAULT_MAX_POLLS_PER_YIELD 61u
-/** Default round budget while a lighter queue runs and a heavier one is
- *  idle: 50 us (cw_config_set_wake_poll()). */
-#define CW_DEFAULT_WAKE_POLL_NS 50000ull
-/** cw_config_set_wake_poll(cfg, CW_WAKE_POLL_OFF): driver_yield alone
- *  bounds every round. */
-#define CW_WAKE_POLL_OFF UINT64_MAX
+/** Default latency target of every queue: 50 us
+ *  (cw_config_set_queue_latency()). */
+#define CW_DEFAULT_QUEUE_LATENCY_NS 50000ull
+/** cw_config_set_queue_latency(cfg, id, CW_LATENCY_NONE): the queue has no
+ *  latency target, and being idle it costs the others nothing. */
+#define CW_LATENCY_NONE UINT64_MAX
 
 /**
  * A new config with no queue and the default settings.
@@ -99,8 +99,8 @@ CW_EXTERN void cw_config_set_sched_latency(cw_config *cfg, uint64_t ns);
 CW_EXTERN void cw_config_set_min_slice(cw_config *cfg, uint64_t ns);
 
 /** Longest run of polls before the executor returns to libevent so that
- *  I/O is polled (during a slice of a queue lighter than an idle one, the
- *  shorter wake_poll: cw_config_set_wake_poll()): after each poll, the round ends if one more poll as long
+ *  I/O is polled (shorter while an idle queue has a latency target:
+ *  cw_config_set_queue_latency()): after each poll, the round ends if one more poll as long
  *  as the queue's recent ones (the longest, decaying by 1/8 per poll)
  *  would end past this budget, so a round of long polls does not overshoot
  *  it by a poll; a single poll longer than the budget still runs whole.
@@ -112,31 +112,45 @@ CW_EXTERN void cw_config_set_driver_yield(cw_config *cfg, uint64_t ns);
 CW_EXTERN void cw_config_set_max_polls_per_yield(cw_config *cfg, uint32_t n);
 
 /**
- * The round's budget, instead of driver_yield, during a slice of a queue
- * lighter than an idle queue: how long the I/O that would wake the
- * heavier queue may wait to be seen. A wake from I/O (a request on a
- * socket, a task spawned from a libevent callback) reaches the executor
- * only when libevent polls, between two rounds; inside a round only timers
- * and other threads' wakes preempt. So while, say, background work of
- * weight 1 runs and the foreground queue of weight 99 is idle, the
- * executor returns to libevent every wake_poll ns (counted from the
- * round's start), and a foreground request waits for about that plus
- * the poll in progress. "Lighter" compares powers of two: the queue's
- * floor(log2 weight) is below an idle queue's (1 against 99, 3 against
- * 4, 63 against 64, but not 2 against 3 or 64 against 127). Which queues
- * are idle is looked at when a slice starts; any idle queue counts, one
- * that never has a task too.
+ * Give a queue a latency target: how long a wake-up of the queue that
+ * comes through the event loop may wait to be seen while the queue is
+ * idle.
  *
- * Each return to libevent costs one of its loop passes (an epoll_wait()
- * with a zero timeout, about a microsecond on a VM): a few percent of the
- * light queue's CPU at the default, 50 us, when its polls are short or
- * call cw_should_yield() (or CW_YIELD_MAYBE()) between chunks of work,
- * which reads this budget; a long poll that does not gains nothing and
- * loses nothing. ::CW_WAKE_POLL_OFF, or any value at or above
- * driver_yield, turns it off. 0 restores the default (50 us). NULL cfg:
- * no-op.
+ * A wake from I/O (a request on a socket, a task spawned from a libevent
+ * callback) reaches the executor only when the loop polls, between two
+ * rounds; inside a round only timers and other threads' wakes are seen.
+ * So while a queue with a target is idle, every round returns to the loop
+ * within the target (counted from the round's start; the shortest target
+ * among the idle queues counts, and driver_yield still bounds every
+ * round), and the wake is seen within about that plus the poll in
+ * progress. When the woken queue then runs is the scheduler's decision:
+ * at once (after the poll in progress) if it is eligible with an earlier
+ * virtual deadline than the running queue, as a heavier queue usually
+ * is; else at its turn.
+ *
+ * A target set here is in force from the executor's start. Each queue
+ * has ::CW_DEFAULT_QUEUE_LATENCY_NS (50 us) unless set, in force from
+ * the queue's first task on: a queue that has never had a task (a
+ * configured, unused one) costs the others nothing. Which queues are idle
+ * is looked at when a slice starts.
+ *
+ * The cost: each return to the loop is one of its passes (an
+ * epoll_wait() with a zero timeout, about a microsecond on a VM), paid by
+ * the queues that run while a queue with a target is idle: a few percent
+ * of their CPU at 50 us when their polls are short or call
+ * cw_should_yield() (or CW_YIELD_MAYBE()) between chunks of work. A
+ * longer target costs less and answers later; ::CW_LATENCY_NONE (or any
+ * value at or above driver_yield) costs nothing and leaves the queue's
+ * wakes to driver_yield. bench/fgbg --fg-latency-us shows the trade.
+ *
+ * @param cfg the config.
+ * @param id  the queue's id (cw_config_add_queue()).
+ * @param ns  the target, 1 ns or more; ::CW_LATENCY_NONE for none; 0
+ *            restores the default (and its start at the first task).
+ * @return 0; -EINVAL if cfg is NULL; -ENOENT if no queue has this id.
+ *         Calling it again replaces the target.
  */
-CW_EXTERN void cw_config_set_wake_poll(cw_config *cfg, uint64_t ns);
+CW_EXTERN int cw_config_set_queue_latency(cw_config *cfg, uint32_t id, uint64_t ns);
 
 /**
  * Catch cw_panic(): when on, a panicking task ends with status ::CW_EPANIC,

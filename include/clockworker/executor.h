@@ -5,8 +5,8 @@
  *
  * The executor is an event of the base. When a task becomes runnable and no
  * scheduling round is pending, it schedules one; a round polls tasks for at
- * most driver_yield ns (or max_polls_per_yield polls; wake_poll ns while a
- * queue runs that is lighter than an idle one, cw_config_set_wake_poll())
+ * most driver_yield ns (or max_polls_per_yield polls; the shortest latency
+ * target of an idle queue, cw_config_set_queue_latency())
  * and returns to libevent, which polls I/O before the next round. So any loop that runs the
  * base runs the tasks: event_base_dispatch(), event_base_loop(), or
  * cw_executor_run_until().

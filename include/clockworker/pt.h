@@ -245,8 +245,8 @@ static inline void cw_pt_init(cw_pt *pt)
  *
  * For CPU-bound loops: call it between chunks of work. It costs one clock
  * read when it does not yield; it yields when the queue's slice or the
- * round's budget (driver_yield, or wake_poll while a heavier queue idles)
- * is spent or a more deserving queue woke, so a long computation neither
+ * round's budget (driver_yield, or an idle queue's latency target) would
+ * be spent by one more chunk as long as the last one or a more deserving queue woke, so a long computation neither
  * starves the other queues beyond its slice nor keeps libevent from
  * polling I/O for longer than that budget. Locals do not survive it.
  *

@@ -114,8 +114,8 @@ struct cw_executor_stats {
                                    once however often it is asked */
     uint64_t driver_yields;   /**< rounds that returned to libevent with
                                    work left because the round's budget
-                                   (driver_yield ns, wake_poll ns during a
-                                   slice it applies to, or
+                                   (driver_yield ns, a latency target
+                                   during a slice it applies to, or
                                    max_polls_per_yield polls) was spent;
                                    the other rounds ran out of work */
     cw_hist round_ns;         /**< duration of each round: how long libevent
@@ -133,9 +133,10 @@ struct cw_executor_stats {
                                    runnable */
     uint64_t idle_ns;         /**< time between a round that left no
                                    runnable task and the next round */
-    uint64_t wake_poll_rounds;/**< rounds in which a slice ran with the
-                                   wake_poll budget (its queue lighter than
-                                   an idle one: cw_config_set_wake_poll()),
+    uint64_t latency_rounds;  /**< rounds in which a slice ran with a
+                                   budget shortened by an idle queue's
+                                   latency target
+                                   (cw_config_set_queue_latency()),
                                    however the round then ended */
 };
 
@@ -148,7 +149,7 @@ typedef enum cw_slice_end {
     CW_SLICE_PREEMPTED = 2,   /**< a woken queue with an earlier eligible
                                    deadline asked for the CPU */
     CW_SLICE_DRIVER_YIELD = 3,/**< the round's time budget (driver_yield,
-                                   or wake_poll) was spent, or the task
+                                   or a latency target) was spent, or the task
                                    called cw_cx_yield_to_loop(): back to
                                    libevent */
     CW_SLICE_MAX_POLLS = 4    /**< the round's poll budget

@@ -76,16 +76,21 @@ CW_EXTERN int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t s
                        cw_drop_fn drop, cw_join **join);
 
 /**
- * Whether the running task should return soon: its queue's slice or the
- * round's budget is spent (driver_yield; wake_poll while its queue is
- * lighter than an idle one, so that libevent polls the I/O that would wake
- * that queue: cw_config_set_wake_poll()), or a more deserving queue woke
+ * Whether the running task should return soon: its queue's slice is spent
+ * while another queue waits, one more chunk of work as long as the one
+ * since the task last asked (or since its poll began) would end past the
+ * round's budget (driver_yield; the shortest latency target of an idle
+ * queue, so that the loop polls the I/O that would wake that queue:
+ * cw_config_set_queue_latency()), or a more deserving queue woke
  * (a preemption was requested). Sleeps that came due during the poll are
  * woken here (they would otherwise wait for the poll to end), so a task
  * of a heavier queue whose cw_sleep ended counts as such a wake. A
  * CPU-bound task calls it between chunks of work and, when true, wakes
  * itself (cw_waker_wake_by_ref(cw_cx_waker(cx))) and returns
- * ::CW_PENDING. Reads the clock once. NULL cx: false.
+ * ::CW_PENDING. The executor ends the round after a poll by the same
+ * test (with a poll as long as the queue's recent ones as the unit), so
+ * a task told to go on is not cut off. Reads the clock once. NULL cx:
+ * false.
  */
 CW_EXTERN bool cw_should_yield(cw_cx *cx);
 
