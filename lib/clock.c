@@ -4,10 +4,10 @@
  *
  * The executor reads its clock after every poll. clock_gettime() costs
  * 20-50 ns on the VMs we measured (bench/overhead prints it), more than a
- * whole libevent callback; rdtsc costs a third of that. Where the kernel
- * itself keeps time with the TSC (its clocksource is "tsc": the counter is
- * invariant and synchronised across CPUs, or the kernel would not use
- * it), a reading is
+ * whole libevent callback; rdtsc costs a third of that. Where the counter
+ * is invariant (the CPU says so: CPUID 0x80000007 EDX bit 8, it ticks at
+ * one rate through P-, C- and T-states), or where the kernel itself keeps
+ * time with it (its clocksource is "tsc"), a reading is
  *
  *     anchor_ns + (rdtsc() - anchor_tsc) * ns_per_tick
  *
@@ -19,9 +19,24 @@
  * suspend during which the counter ran), the rate is measured again from
  * there. Readings never go backwards (a re-anchoring that would step back
  * a few ns is clamped).
- * Until the first millisecond has passed, and on any other machine, every
- * reading is clock_gettime(). An injected clock (cw_config_set_clock())
- * replaces all of this.
+ *
+ * Why an invariant counter is enough when the kernel keeps time with
+ * something else: the kernel picks its clocksource for its own reasons.
+ * Guests prefer kvm-clock (or are booted with tsc=unstable) because the
+ * VM may be migrated or restored on a host whose counter runs at another
+ * rate or from another offset, and the kernel's own time must never
+ * jump. Ours only interpolates between clock_gettime() readings at most
+ * 1 ms of counter time apart: a counter that jumps back or more than 1 ms
+ * ahead forces an anchor at the next reading, and one that jumps less,
+ * or changes rate by more than 1%, is caught by the check at the next
+ * anchor, so a reading is at most about a millisecond off, and never
+ * goes back. (In a VM the bit is what the hypervisor reports.) The
+ * kernel's using the TSC as its clocksource is kept as a second reason,
+ * sufficient alone: it checked the counter itself, and older CPUs and
+ * some hypervisors do not set the bit.
+ * Until the first millisecond has passed, and on any other machine (or
+ * any other architecture), every reading is clock_gettime(). An injected
+ * clock (cw_config_set_clock()) replaces all of this.
  */
 #include "config.h"
 
@@ -33,9 +48,9 @@
 
 #include "internal.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef CW__HAVE_TSC
+#include <cpuid.h>
 #include <x86intrin.h>
-#define CW__HAVE_TSC 1
 #endif
 
 #define ANCHOR_NS 1000000u /* re-anchor after this much counter time */
@@ -149,20 +164,43 @@ void cw__clock_start(struct cw__clock *c, uint64_t tsc, uint64_t ns)
     recalibrate(c, tsc, ns);
 }
 
+bool cw__tsc_decide(uint32_t max_ext_leaf, uint32_t edx_80000007, const char *clocksource)
+{
+    if (max_ext_leaf >= 0x80000007u && (edx_80000007 & (1u << 8)))
+        return true; /* invariant TSC */
+    return clocksource && strncmp(clocksource, "tsc", 3) == 0 &&
+           (clocksource[3] == '\0' || strcmp(clocksource + 3, "\n") == 0);
+}
+
 #ifdef CW__HAVE_TSC
 static bool tsc_usable;
 static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
 
 static void tsc_probe(void)
 {
+    unsigned int max_ext, edx, a, b, c;
     char buf[32] = {0};
+    const char *cs = NULL;
+
+    /* __get_cpuid() returns 0 for a leaf past the maximum it reports */
+    if (!__get_cpuid(0x80000000u, &max_ext, &b, &c, &edx))
+        max_ext = 0;
+    if (max_ext < 0x80000007u || !__get_cpuid(0x80000007u, &a, &b, &c, &edx))
+        edx = 0;
     int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
                   O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    tsc_usable = n >= 3 && strncmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n');
+    if (fd >= 0) {
+        if (read(fd, buf, sizeof buf - 1) > 0)
+            cs = buf;
+        close(fd);
+    }
+    tsc_usable = cw__tsc_decide(max_ext, edx, cs);
+}
+
+bool cw__tsc_usable(void)
+{
+    pthread_once(&tsc_once, tsc_probe);
+    return tsc_usable;
 }
 
 uint64_t cw__clock_now(void *arg)
@@ -175,10 +213,9 @@ static uint64_t read_tsc(void)
     return __rdtsc();
 }
 
-bool cw__clock_init(struct cw__clock *c)
+bool cw__clock_init(struct cw__clock *c, bool use_tsc)
 {
-    pthread_once(&tsc_once, tsc_probe);
-    if (!tsc_usable)
+    if (!use_tsc)
         return false;
     struct cw__clock probe = {.counter = read_tsc};
     uint64_t tsc = __rdtsc(), ns = anchor_pair(&probe, &tsc, cw__monotonic_ns);
@@ -187,14 +224,20 @@ bool cw__clock_init(struct cw__clock *c)
     return true;
 }
 #else
+bool cw__tsc_usable(void)
+{
+    return false;
+}
+
 uint64_t cw__clock_now(void *arg)
 {
     return cw__monotonic_ns(arg);
 }
 
-bool cw__clock_init(struct cw__clock *c)
+bool cw__clock_init(struct cw__clock *c, bool use_tsc)
 {
     (void)c;
+    (void)use_tsc;
     return false;
 }
 #endif

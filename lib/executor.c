@@ -101,7 +101,8 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
     if (cfg->now_ns) {
         ex->now_ns = cfg->now_ns;
         ex->clock_arg = cfg->clock_arg;
-    } else if (cw__clock_init(&ex->clock)) {
+    } else if (cw__clock_init(&ex->clock, cfg->default_clock_tsc ? cfg->default_clock_tsc > 0
+                                                                  : cw__tsc_usable())) {
         ex->now_ns = cw__clock_now;
         ex->clock_arg = &ex->clock;
     } else {

@@ -91,6 +91,9 @@ struct cw_config {
     bool no_histograms;
     uint64_t (*now_ns)(void *);
     void *clock_arg;
+    /* The default clock's counter, for tests: 0 as cw__tsc_usable() says,
+     * 1 the TSC (where CW__HAVE_TSC), -1 clock_gettime() only. */
+    signed char default_clock_tsc;
     bool has_hooks;
     cw_hooks hooks;
     void *hooks_arg;
@@ -309,8 +312,11 @@ void cw__spawn_remote_cancel(cw_executor *ex, cw__task *t);
 void cw__remote_join_end(cw__task *t, int status);
 
 /* ---- the default clock (clock.c) ------------------------------------------
- * CLOCK_MONOTONIC read through the TSC between anchors where the kernel
- * keeps time with the TSC; clock_gettime() elsewhere. */
+ * CLOCK_MONOTONIC read through the TSC between anchors where the TSC is
+ * invariant or the kernel keeps time with it; clock_gettime() elsewhere. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CW__HAVE_TSC 1 /* rdtsc and <cpuid.h> */
+#endif
 struct cw__clock {
     uint64_t start_ns, start_tsc;   /* calibration window start */
     uint64_t anchor_ns, anchor_tsc; /* latest clock_gettime() and its TSC */
@@ -327,7 +333,19 @@ uint64_t cw__clock_now(void *clock);    /* arg: struct cw__clock * */
 uint64_t cw__clock_read(struct cw__clock *c, uint64_t tsc, uint64_t (*mono)(void *));
 /* Start from the pair (tsc, ns), with no counter to re-read (set it after). */
 void cw__clock_start(struct cw__clock *c, uint64_t tsc, uint64_t ns);
-bool cw__clock_init(struct cw__clock *c); /* false: use cw__monotonic_ns */
+/* Whether to read the TSC, from what the machine reports: true when
+ * CPUID leaf 0x80000007 exists (max_ext_leaf, EAX of leaf 0x80000000, is
+ * at least 0x80000007) and its EDX has bit 8 (invariant TSC) set, or when
+ * clocksource (the contents of .../clocksource0/current_clocksource, a
+ * trailing newline allowed; NULL: unreadable) is "tsc". Pure: the tests
+ * drive it with simulated inputs. */
+bool cw__tsc_decide(uint32_t max_ext_leaf, uint32_t edx_80000007, const char *clocksource);
+/* cw__tsc_decide() on this machine's CPUID and clocksource, probed once
+ * per process (thread-safe); false where CW__HAVE_TSC is not defined. */
+bool cw__tsc_usable(void);
+/* Start *c on the TSC if use_tsc (and CW__HAVE_TSC): true, and the
+ * executor reads cw__clock_now(c). False: it reads cw__monotonic_ns. */
+bool cw__clock_init(struct cw__clock *c, bool use_tsc);
 
 /* ---- executor ----------------------------------------------------------- */
 struct cw_queue {

@@ -1,6 +1,7 @@
 /* check_executor.c - the executor in its event_base: libevent polls I/O
  * between rounds, run_until and event_base_dispatch drive tasks, counters
  * are exact. Time is the injected clock; no assertion on real time. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -340,21 +341,17 @@ static uint64_t mono_ns(void)
 }
 
 /* The default clock is CLOCK_MONOTONIC (read through the TSC between
- * anchors where the kernel's clocksource is the TSC, lib/clock.c): every
- * reading lies between two clock_gettime() calls around it, within the
- * extrapolation error (ppm of a millisecond: allowed 2 us), and never goes
- * back. 30 ms of readings cover the uncalibrated start, the calibration
- * and a few dozen re-anchorings. No duration is asserted. */
-START_TEST(default_clock_is_monotonic_and_tracks_clock_monotonic)
+ * anchors where the TSC is invariant, lib/clock.c): every reading lies
+ * between two clock_gettime() calls around it, within the extrapolation
+ * error (ppm of a millisecond: allowed 2 us), and never goes back. 30 ms
+ * of readings cover the uncalibrated start, the calibration and a few
+ * dozen re-anchorings. No duration is asserted. */
+static void check_tracks_clock_monotonic(cw_executor *ex)
 {
-    tenv env;
-    cw_config *cfg = cw_config_new();
-    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
-    tenv_init(&env, cfg, 0);
     uint64_t start = mono_ns(), prev = 0, n = 0;
     for (;;) {
         uint64_t before = mono_ns();
-        uint64_t c = cw_executor_now(env.ex);
+        uint64_t c = cw_executor_now(ex);
         uint64_t after = mono_ns();
         ck_assert_msg(c + 2000 >= before && c <= after + 2000,
                       "reading %llu outside [%llu, %llu]", (unsigned long long)c,
@@ -365,7 +362,146 @@ START_TEST(default_clock_is_monotonic_and_tracks_clock_monotonic)
         if (after - start > 30000000u && n > 1000)
             break;
     }
+}
+
+/* The default clock as this machine's CPU and kernel decide it. */
+START_TEST(default_clock_is_monotonic_and_tracks_clock_monotonic)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
+    tenv_init(&env, cfg, 0);
+    ck_assert(env.ex->now_ns == (cw__tsc_usable() ? cw__clock_now : cw__monotonic_ns));
+    check_tracks_clock_monotonic(env.ex);
     tenv_free(&env);
+}
+END_TEST
+
+/* Where the decision is no (simulated: the config's test-only override),
+ * the executor reads clock_gettime() itself, with no counter between. */
+START_TEST(executor_reads_clock_gettime_where_the_tsc_is_not_usable)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
+    cfg->default_clock_tsc = -1;
+    tenv_init(&env, cfg, 0);
+    ck_assert(env.ex->now_ns == cw__monotonic_ns);
+    ck_assert_ptr_null(env.ex->clock_arg);
+    ck_assert(env.ex->clock.counter == NULL);
+    check_tracks_clock_monotonic(env.ex);
+    tenv_free(&env);
+}
+END_TEST
+
+/* Where the decision is yes, the executor reads the TSC-backed clock
+ * (x86-64; clock_gettime() elsewhere), whatever this machine would have
+ * decided. That it tracks CLOCK_MONOTONIC is checked where the machine
+ * says yes too: a counter that is not invariant may err by more than the
+ * 2 us allowed within a millisecond. */
+START_TEST(executor_reads_the_counter_where_the_tsc_is_usable)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
+    cfg->default_clock_tsc = 1;
+    tenv_init(&env, cfg, 0);
+#ifdef CW__HAVE_TSC
+    ck_assert(env.ex->now_ns == cw__clock_now);
+    ck_assert_ptr_eq(env.ex->clock_arg, &env.ex->clock);
+    ck_assert(env.ex->clock.counter != NULL);
+    if (cw__tsc_usable()) {
+        check_tracks_clock_monotonic(env.ex);
+        ck_assert_uint_ne(env.ex->clock.ns_per_tick_q32, 0); /* it calibrated */
+    }
+#else
+    ck_assert(env.ex->now_ns == cw__monotonic_ns);
+    check_tracks_clock_monotonic(env.ex);
+#endif
+    tenv_free(&env);
+}
+END_TEST
+
+/* cw__tsc_decide() on simulated CPUID and clocksource readings. The
+ * invariant-TSC bit is EDX bit 8 of leaf 0x80000007; the clocksource file
+ * reads "kvm-clock\n" on a KVM guest, "tsc\n" where the kernel uses it. */
+#define INVARIANT (1u << 8)
+#define LEAF7 0x80000007u
+
+START_TEST(tsc_is_used_where_the_cpu_reports_it_invariant)
+{
+    ck_assert(cw__tsc_decide(LEAF7, INVARIANT, "kvm-clock\n"));
+    ck_assert(cw__tsc_decide(0x80000021u, INVARIANT, "kvm-clock\n"));
+    ck_assert(cw__tsc_decide(0x80000008u, 0xffffffffu, "hpet\n"));
+    ck_assert(cw__tsc_decide(0x80000008u, INVARIANT, NULL));
+}
+END_TEST
+
+START_TEST(tsc_is_not_used_without_the_invariant_bit)
+{
+    ck_assert(!cw__tsc_decide(0x80000008u, 0, "kvm-clock\n"));
+    ck_assert(!cw__tsc_decide(0x80000008u, ~INVARIANT, "kvm-clock\n"));
+    ck_assert(!cw__tsc_decide(0x80000008u, INVARIANT >> 1, "hpet\n"));
+    ck_assert(!cw__tsc_decide(0x80000008u, INVARIANT << 1, NULL));
+}
+END_TEST
+
+/* Below leaf 0x80000007 the register holds whatever the CPU returns for
+ * a leaf it lacks: a set bit 8 there means nothing. */
+START_TEST(invariant_bit_is_ignored_when_the_cpu_lacks_leaf_80000007)
+{
+    ck_assert(!cw__tsc_decide(LEAF7 - 1, INVARIANT, "kvm-clock\n"));
+    ck_assert(!cw__tsc_decide(0x80000000u, 0xffffffffu, NULL));
+    ck_assert(!cw__tsc_decide(0, INVARIANT, "acpi_pm\n"));
+}
+END_TEST
+
+/* The kernel keeping time with the TSC suffices on its own (it checked
+ * the counter), but only the clocksource named exactly "tsc". */
+/* The probe reads the same bit the kernel reads: Linux sets the
+ * nonstop_tsc flag in /proc/cpuinfo from CPUID 0x80000007 EDX bit 8 (and
+ * from nothing else), so where the flag is listed the probe must say yes.
+ * Where the file or the flag is missing this checks nothing. */
+static bool cpuinfo_has_flag(const char *flag)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    bool found = false;
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "flags", 5) != 0)
+            continue;
+        char *colon = strchr(line, ':');
+        for (char *tok = colon ? strtok(colon + 1, " \t\n") : NULL; tok; tok = strtok(NULL, " \t\n"))
+            if (strcmp(tok, flag) == 0)
+                found = true;
+        break; /* the first CPU's flags */
+    }
+    fclose(f);
+    return found;
+}
+
+START_TEST(tsc_probe_agrees_with_the_kernels_nonstop_tsc_flag)
+{
+#ifdef CW__HAVE_TSC
+    if (cpuinfo_has_flag("nonstop_tsc"))
+        ck_assert(cw__tsc_usable());
+#endif
+}
+END_TEST
+
+START_TEST(clocksource_tsc_alone_suffices)
+{
+    ck_assert(cw__tsc_decide(0, 0, "tsc\n"));
+    ck_assert(cw__tsc_decide(0, 0, "tsc"));
+    ck_assert(cw__tsc_decide(0x80000008u, 0, "tsc\n"));
+    ck_assert(!cw__tsc_decide(0, 0, "tsc-early\n"));
+    ck_assert(!cw__tsc_decide(0, 0, "tsc\nx"));
+    ck_assert(!cw__tsc_decide(0, 0, "ts"));
+    ck_assert(!cw__tsc_decide(0, 0, "kvm-clock\n"));
+    ck_assert(!cw__tsc_decide(0, 0, ""));
+    ck_assert(!cw__tsc_decide(0, 0, NULL));
 }
 END_TEST
 
@@ -538,6 +674,13 @@ static Suite *suite(void)
     tcase_add_test(tc, hist_quantile_interpolates_within_a_bucket);
     tcase_add_test(tc, accessors_handle_null);
     tcase_add_test(tc, default_clock_is_monotonic_and_tracks_clock_monotonic);
+    tcase_add_test(tc, executor_reads_clock_gettime_where_the_tsc_is_not_usable);
+    tcase_add_test(tc, executor_reads_the_counter_where_the_tsc_is_usable);
+    tcase_add_test(tc, tsc_is_used_where_the_cpu_reports_it_invariant);
+    tcase_add_test(tc, tsc_is_not_used_without_the_invariant_bit);
+    tcase_add_test(tc, invariant_bit_is_ignored_when_the_cpu_lacks_leaf_80000007);
+    tcase_add_test(tc, clocksource_tsc_alone_suffices);
+    tcase_add_test(tc, tsc_probe_agrees_with_the_kernels_nonstop_tsc_flag);
     tcase_add_test(tc, clock_extrapolation_follows_the_clock_across_suspend_and_counter_reset);
     tcase_add_test(tc, clock_anchor_is_not_skewed_by_an_interrupt);
     tcase_add_test(tc, clock_anchor_survives_a_counter_that_steps_back);
