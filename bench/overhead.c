@@ -997,9 +997,10 @@ static NOINLINE double pure_pick(uint32_t n, uint32_t iters)
 {
     cw__eevdf s;
     cw__eq *eq = calloc(n, sizeof *eq);
-    if (!eq)
+    cw__eevdf_slot *slots = calloc(cw__eevdf_slots(n), sizeof *slots);
+    if (!eq || !slots)
         die("out of memory");
-    cw__eevdf_init(&s, CW_DEFAULT_SCHED_LATENCY_NS, CW_DEFAULT_MIN_SLICE_NS);
+    cw__eevdf_init(&s, slots, n, CW_DEFAULT_SCHED_LATENCY_NS, CW_DEFAULT_MIN_SLICE_NS);
     for (uint32_t i = 0; i < n; i++) {
         cw__eq_init(&eq[i], i, 1 + i % 8, 0);
         cw__eevdf_add(&s, &eq[i], CW__EQ_NO_RANK, false);
@@ -1016,6 +1017,7 @@ static NOINLINE double pure_pick(uint32_t n, uint32_t iters)
         cw__eevdf_charge(&s, 500 + (rng >> 16) % 1000, true);
     }
     uint64_t t1 = now_ns();
+    free(slots);
     free(eq);
     if (sink == 42) /* keep the loop's results alive */
         fputc('\n', stderr);

@@ -1,7 +1,8 @@
 /*
  * eevdf.c - Earliest Eligible Virtual Deadline First over queues.
  *
- * Pure: no libevent, no clock, no allocation. See eevdf.h for the model.
+ * Pure: no libevent, no clock, no allocation (the caller provides the
+ * heaps' arrays, sized by its number of queues). See eevdf.h for the model.
  *
  * Symbols, as in EEVDF (Stoica & Abdel-Wahab, 1995) and Linux's fair.c:
  *
@@ -103,9 +104,6 @@
 #define CHECK(s) ((void)0)
 #endif
 
-_Static_assert(CW__EEVDF_MAX == CW_MAX_QUEUES,
-               "the heaps hold every queue an executor may have");
-
 static void fail(const char *what)
 {
     fprintf(stderr, "eevdf: invariant broken: %s\n", what);
@@ -182,10 +180,14 @@ static void new_deadline(const cw__eevdf *s, cw__eq *e)
     e->deadline = e->vruntime + (span ? span : 1);
 }
 
-void cw__eevdf_init(cw__eevdf *s, uint64_t latency_ns, uint64_t min_slice_ns)
+void cw__eevdf_init(cw__eevdf *s, cw__eevdf_slot *slots, uint32_t n, uint64_t latency_ns,
+                    uint64_t min_slice_ns)
 {
     /* the heap arrays need no clearing: only slots below the counts are
      * read */
+    s->cap = n;
+    s->elig = slots;
+    s->inelig = slots + n;
     s->sum_wv = 0;
     s->load = 0;
     s->base = 0;
@@ -255,6 +257,7 @@ int64_t cw__eevdf_lag(const cw__eevdf *s, const cw__eq *e)
 /* ---- idle queues by latency rank ------------------------------------------ */
 
 _Static_assert(CW__EEVDF_MAX_RANKS / 64 <= 32, "lat_top has a bit per word");
+_Static_assert(CW__EEVDF_MAX_RANKS >= CW_MAX_QUEUES, "a rank for every queue's target");
 
 /* An armed queue with a target goes idle. */
 static void idle_in(cw__eevdf *s, const cw__eq *e)
@@ -295,7 +298,7 @@ void cw__eevdf_set_rank_counts(cw__eevdf *s, uint32_t *counts, uint32_t nranks)
 
 void cw__eevdf_add(cw__eevdf *s, cw__eq *e, uint32_t lat_rank, bool armed)
 {
-    assert(!e->on_rq && !e->armed);
+    assert(!e->on_rq && !e->armed && s->nqueues < s->cap);
     assert(lat_rank == CW__EQ_NO_RANK || lat_rank < s->nranks);
     e->lat_rank = lat_rank;
     e->armed = armed;
@@ -455,7 +458,7 @@ static inline void sift_hole(slot *a, uint32_t n, uint32_t i, slot x)
 static inline void heap_push(cw__eevdf *s, cw__eq *e, uint8_t h)
 {
     uint32_t *n = count_of(s, h);
-    assert(e->heap == CW__EQ_NO_HEAP && *n < CW__EEVDF_MAX);
+    assert(e->heap == CW__EQ_NO_HEAP && *n < s->cap);
     e->heap = h;
     sift_up(heap_of(s, h), (*n)++, (slot){key_of(e, h), e});
 }
@@ -734,7 +737,7 @@ static void check_heap(const cw__eevdf *s, uint8_t h, struct acc *a)
 {
     const slot *heap = h == CW__EQ_ELIG ? s->elig : s->inelig;
     uint32_t n = h == CW__EQ_ELIG ? s->n_elig : s->n_inelig;
-    if (n > CW__EEVDF_MAX)
+    if (n > s->cap)
         fail("heap count out of range");
     for (uint32_t i = 0; i < n; i++) {
         const cw__eq *e = heap[i].e;
@@ -755,6 +758,8 @@ static void check_heap(const cw__eevdf *s, uint8_t h, struct acc *a)
 void cw__eevdf_check(const cw__eevdf *s)
 {
     struct acc a = {0};
+    if (s->nqueues > s->cap)
+        fail("more queues registered than the heaps hold");
     check_heap(s, CW__EQ_ELIG, &a);
     check_heap(s, CW__EQ_INELIG, &a);
     for (const cw__eq *e = s->pending; e; e = e->next_pending) {

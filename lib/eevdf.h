@@ -4,7 +4,8 @@
  * No libevent, no clock, no allocation: the executor tells this module what
  * happened (a queue became runnable, a slice used so many nanoseconds, a
  * queue emptied) and asks it which queue runs next. The tests drive it with
- * invented durations.
+ * invented durations. The caller provides the memory of the heaps
+ * (cw__eevdf_init), sized by the number of queues.
  *
  * Cost, n runnable queues: enqueue (idle -> runnable) O(1); pick O(1)
  * plus O(log n) for each queue whose eligibility changed since the last
@@ -15,6 +16,7 @@
 #define CW_EEVDF_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Virtual time advances by ns * CW__EEVDF_SCALE / weight: one unit of
@@ -23,10 +25,6 @@
  * each charge is carried (cw__eq.vrem), so no weight loses service to the
  * rounding; see eevdf.c, "Precision". */
 #define CW__EEVDF_SCALE ((uint64_t)1 << 20)
-
-/* Most queues one scheduler holds (the executor's CW_MAX_QUEUES; eevdf.c
- * checks that they agree): the heaps are arrays of this size. */
-#define CW__EEVDF_MAX 1024
 
 typedef struct cw__eq cw__eq;
 
@@ -55,7 +53,7 @@ struct cw__eq {
 #define CW__EQ_NO_RANK UINT32_MAX
 
 /* Most latency ranks (distinct targets) one scheduler tracks. */
-#define CW__EEVDF_MAX_RANKS CW__EEVDF_MAX
+#define CW__EEVDF_MAX_RANKS 1024 /* the executor's CW_MAX_QUEUES */
 
 /* cw__eq.heap: which heap of cw__eevdf holds the queue. */
 enum { CW__EQ_NO_HEAP, CW__EQ_ELIG, CW__EQ_INELIG };
@@ -103,6 +101,7 @@ typedef struct cw__eevdf {
      * makes it exact where it matters. See eevdf.c.
      */
     uint32_t n_elig, n_inelig;
+    uint32_t cap;         /* queues it may hold: slots in each heap */
     /*
      * The idle queues that have a latency target and have been runnable
      * (armed), counted by the target's rank (the executor ranks the
@@ -116,11 +115,21 @@ typedef struct cw__eevdf {
     uint32_t lat_top;     /* bit w: lat_bits[w] != 0 */
     uint64_t lat_bits[CW__EEVDF_MAX_RANKS / 64];
     uint32_t nqueues;     /* registered (cw__eevdf_add) */
-    cw__eevdf_slot elig[CW__EEVDF_MAX];
-    cw__eevdf_slot inelig[CW__EEVDF_MAX];
+    cw__eevdf_slot *elig; /* cap slots each, in the caller's memory */
+    cw__eevdf_slot *inelig;
 } cw__eevdf;
 
-void cw__eevdf_init(cw__eevdf *s, uint64_t latency_ns, uint64_t min_slice_ns);
+/* The slots cw__eevdf_init() needs for a scheduler of at most n queues. */
+static inline size_t cw__eevdf_slots(uint32_t n)
+{
+    return 2 * (size_t)n;
+}
+
+/* Set up an empty scheduler for at most n queues (cw__eevdf_add), over
+ * `slots`: cw__eevdf_slots(n) of them, uninitialised, owned by the caller
+ * and alive as long as s is used. */
+void cw__eevdf_init(cw__eevdf *s, cw__eevdf_slot *slots, uint32_t n, uint64_t latency_ns,
+                    uint64_t min_slice_ns);
 void cw__eq_init(cw__eq *e, uint32_t index, uint32_t weight, uint64_t slice_ns);
 
 /* Give the scheduler the counts for latency ranks 0..nranks-1 (zeroed;
@@ -146,7 +155,7 @@ static inline bool cw__vt_before(uint64_t a, uint64_t b)
 /* Idle -> runnable: place at V - lag. Returns true when the running
  * queue's slice should end at the next poll (e is eligible and its
  * deadline is earlier than curr's). O(1): the heap insert waits for the
- * next pick. At most CW__EEVDF_MAX queues may be runnable at once. */
+ * next pick. */
 bool cw__eevdf_enqueue(cw__eevdf *s, cw__eq *e);
 
 /* Runnable, not running -> idle (its last task went away). */

@@ -111,13 +111,13 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
     ex->cx.ex = ex;
     for (int c = 0; c < CW__NCLASSES; c++)
         cw__list_init(&ex->partial[c]);
-    cw__eevdf_init(&ex->sched, cfg->sched_latency_ns, cfg->min_slice_ns);
 
     ex->queues = cw__calloc(cfg->nqueues, sizeof *ex->queues);
     ex->by_id = cw__calloc(cfg->nqueues, sizeof *ex->by_id);
     /* the distinct latency targets below driver_yield (the others change
      * nothing), then a count per target: at most one per queue */
     ex->lat_val = cw__calloc(cfg->nqueues, sizeof *ex->lat_val + sizeof(uint32_t));
+    ex->sched_slots = cw__calloc(cw__eevdf_slots(cfg->nqueues), sizeof *ex->sched_slots);
     cw__shared *sh = cw__calloc(1, sizeof *sh);
     if (sh) {
         /* released with the last task block (cw__shared_release) */
@@ -130,8 +130,10 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         sh->notify_rfd = sh->notify_wfd = -1;
         sh->thread = &cw__thread_token;
     }
-    if (!ex->queues || !ex->by_id || !ex->lat_val || !sh)
+    if (!ex->queues || !ex->by_id || !ex->lat_val || !ex->sched_slots || !sh)
         goto fail;
+    cw__eevdf_init(&ex->sched, ex->sched_slots, cfg->nqueues, cfg->sched_latency_ns,
+                   cfg->min_slice_ns);
     uint32_t nranks = latency_ranks(cfg, ex->driver_yield_ns, ex->lat_val);
     cw__eevdf_set_rank_counts(&ex->sched, (uint32_t *)(ex->lat_val + cfg->nqueues), nranks);
     for (uint32_t i = 0; i < cfg->nqueues; i++) {
@@ -170,6 +172,7 @@ fail:
         cw__shared_release(sh, 1);
     }
     cw__free(ex->lat_val);
+    cw__free(ex->sched_slots);
     cw__free(ex->by_id);
     cw__free(ex->queues);
     cw__free(ex);
@@ -204,6 +207,7 @@ void cw_executor_free(cw_executor *ex)
     ex->shared->ex = NULL;
     cw__shared_release(ex->shared, 1);
     cw__free(ex->lat_val);
+    cw__free(ex->sched_slots);
     cw__free(ex->by_id);
     cw__free(ex->queues);
     cw__free(ex);

@@ -400,6 +400,7 @@ struct cw_executor {
     uint32_t *by_id;           /* indexes sorted by id */
     uint32_t nqueues;
     cw__eevdf sched;
+    cw__eevdf_slot *sched_slots; /* sched's heaps: cw__eevdf_slots(nqueues) */
 
     uint64_t driver_yield_ns;
     uint32_t max_polls_per_yield;

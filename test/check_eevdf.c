@@ -17,13 +17,14 @@ typedef struct sim {
     cw__eq q[1024];
     uint64_t ran[1024];
     uint32_t n;
+    cw__eevdf_slot slots[]; /* cw__eevdf_slots(n): the heaps, sized as an executor does */
 } sim;
 
 static sim *sim_new(const uint32_t *w, uint32_t n, uint64_t latency, uint64_t min_slice)
 {
-    sim *m = calloc(1, sizeof *m);
+    sim *m = calloc(1, sizeof *m + cw__eevdf_slots(n) * sizeof m->slots[0]);
     ck_assert_ptr_nonnull(m);
-    cw__eevdf_init(&m->s, latency, min_slice);
+    cw__eevdf_init(&m->s, m->slots, n, latency, min_slice);
     cw__eevdf_set_rank_counts(&m->s, m->lat_n, 5);
     m->n = n;
     for (uint32_t i = 0; i < n; i++) {
@@ -382,15 +383,15 @@ START_TEST(idle_rank_follows_enqueue_leave_and_first_use)
     free(m);
 
     /* a queue added armed counts from the start */
-    sim *a = calloc(1, sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    cw__eevdf_init(&a->s, 2 * MS, 100 * US);
-    cw__eevdf_set_rank_counts(&a->s, a->lat_n, 2);
-    cw__eq_init(&a->q[0], 0, 1, 0);
-    cw__eq_init(&a->q[1], 1, 1, 0);
-    cw__eevdf_add(&a->s, &a->q[0], 1, true);
+    sim *a = sim_new((uint32_t[]){1, 1}, 2, 2 * MS, 100 * US);
+    ck_assert_uint_eq(a->q[0].lat_rank, 3);
+    ck_assert_uint_eq(a->q[1].lat_rank, 0);
+    /* rebuild its registrations: q0 armed (rank 3), q1 not */
+    a->s.nqueues = 0;
+    a->q[0].armed = a->q[1].armed = false;
+    cw__eevdf_add(&a->s, &a->q[0], 3, true);
     cw__eevdf_add(&a->s, &a->q[1], 0, false);
-    ck_assert_uint_eq(cw__eevdf_idle_rank(&a->s), 1);
+    ck_assert_uint_eq(cw__eevdf_idle_rank(&a->s), 3);
     cw__eevdf_enqueue(&a->s, &a->q[0]);
     ck_assert_uint_eq(cw__eevdf_idle_rank(&a->s), CW__EQ_NO_RANK);
     cw__eevdf_check(&a->s);
