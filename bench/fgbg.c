@@ -58,6 +58,14 @@
  *   arming a sleep (see Sleeps), which is at the end of every callback
  *   but a foreground task's last; --lev-refresh refreshes it at the end
  *   of that one too (the strongest plain-libevent baseline).
+ * - Latency target: while clockworker's foreground queue is idle, the
+ *   executor returns to libevent within its latency target (the library's
+ *   default, 50 us), so a request that arrives through the eventfd is
+ *   seen within it. --fg-latency-us N (or none) sets it: the trade of
+ *   background throughput against foreground queue delay. --idle-queue
+ *   adds to every clockworker executor a configured queue of weight 1000
+ *   that never gets a task (with the default target): it must cost the
+ *   others nothing.
  * - Sleeps: plain libevent arms an evtimer per sleep; clockworker tasks
  *   await a cw_sleep. Every base is created with
  *   EVENT_BASE_FLAG_PRECISE_TIMER so that sleeps of 100-500 us mean that,
@@ -159,7 +167,8 @@
 #define BG_NICE 19
 #define PROGRESS_NS 250000000ull
 
-enum { Q_FG = 1, Q_BG = 2 };
+enum { Q_FG = 1, Q_BG = 2, Q_IDLE = 3 };
+#define IDLE_WEIGHT 1000u /* --idle-queue: configured, never used */
 enum kind { K_LEV, K_CW, K_TWO };
 
 static const struct variant {
@@ -183,6 +192,8 @@ struct opts {
     bool sel[NVAR];
     const char *json, *csv, *mode;
     unsigned bg_chunk_us;  /* --bg-chunk-us: clockworker background chunks */
+    uint64_t fg_latency_ns; /* --fg-latency-us: FG's target, 0: the default */
+    bool idle_queue;       /* --idle-queue */
 };
 
 /* ---- clocks, RNG, CPU work ----------------------------------------------- */
@@ -780,6 +791,9 @@ static int setup(struct run *r)
         int err = -ENOMEM;
         if (!cfg || (err = cw_config_add_queue(cfg, Q_FG, FG_WEIGHT)) < 0
             || (err = cw_config_add_queue(cfg, Q_BG, BG_WEIGHT)) < 0
+            || (r->o->fg_latency_ns
+                && (err = cw_config_set_queue_latency(cfg, Q_FG, r->o->fg_latency_ns)) < 0)
+            || (r->o->idle_queue && (err = cw_config_add_queue(cfg, Q_IDLE, IDLE_WEIGHT)) < 0)
             || (err = cw_executor_new(r->base, cfg, &r->ex)) < 0) {
             cw_config_free(cfg);
             return r->err = "cw_executor_new", -1;
@@ -1150,6 +1164,18 @@ static void print_targets(const struct opts *o, const struct result *all)
         printf("  %u of %u met\n", met, total);
 }
 
+/* --fg-latency-us as JSON: a number of us, "none" or "default". */
+static const char *fg_latency_str(const struct opts *o)
+{
+    static char buf[32];
+    if (!o->fg_latency_ns)
+        return "\"default\"";
+    if (o->fg_latency_ns == CW_LATENCY_NONE)
+        return "\"none\"";
+    snprintf(buf, sizeof buf, "%" PRIu64, o->fg_latency_ns / 1000);
+    return buf;
+}
+
 static void json_pcts(FILE *f, const double *v)
 {
     fputc('{', f);
@@ -1193,9 +1219,10 @@ static void write_json(FILE *f, const struct opts *o, const struct result *all,
             "},\n \"config\": {\"fg_count\": %u, \"rps\": %.3f, \"bg\": %u, \"seed\": %" PRIu64
             ", \"repeat\": %u, \"mode\": \"%s\", \"burn\": \"%s\", \"nice\": %d, \"runtime_cpu\": %d, "
             "\"generator_cpu\": %d, \"cpus_available\": %d, \"bg_chunk_us\": %u, "
-            "\"lev_refresh\": %s}}\n",
+            "\"fg_latency_us\": %s, \"idle_queue\": %s, \"lev_refresh\": %s}}\n",
             o->fg_count, o->rps, o->bg, o->seed, o->repeat, o->mode, burn_cpu ? "cpu" : "wall", o->nice,
-            rt_cpu, gen_cpu, ncpu, o->bg_chunk_us, lev_refresh ? "true" : "false");
+            rt_cpu, gen_cpu, ncpu, o->bg_chunk_us, fg_latency_str(o), o->idle_queue ? "true" : "false",
+            lev_refresh ? "true" : "false");
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -1206,6 +1233,7 @@ static void usage(FILE *f)
             "usage: fgbg [--fg-count N] [--rps X] [--bg N] [--seed S] [--variants a,b,...]\n"
             "            [--repeat N] [--json FILE] [--csv FILE] [--timeout-s N]\n"
             "            [--burn wall|cpu] [--nice N] [--bg-chunk-us N] [--lev-refresh]\n"
+            "            [--fg-latency-us N|none] [--idle-queue]\n"
             "            [--quick | --smoke]\n"
             "variants:");
     for (size_t v = 0; v < NVAR; v++)
@@ -1282,6 +1310,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
             lev_refresh = true;
             continue;
         }
+        if (strcmp(a, "--idle-queue") == 0) {
+            o->idle_queue = true;
+            continue;
+        }
         i++; /* every other option takes a value */
         if (strcmp(a, "--fg-count") == 0 && parse_uint(val, 10000000, &x) && x > 0)
             fg = (long long)x;
@@ -1304,6 +1336,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
             ;
         else if (strcmp(a, "--bg-chunk-us") == 0 && parse_uint(val, 1000000, &x))
             o->bg_chunk_us = (unsigned)x;
+        else if (strcmp(a, "--fg-latency-us") == 0 && val && strcmp(val, "none") == 0)
+            o->fg_latency_ns = CW_LATENCY_NONE;
+        else if (strcmp(a, "--fg-latency-us") == 0 && parse_uint(val, 1000000000, &x) && x > 0)
+            o->fg_latency_ns = x * 1000;
         else if (strcmp(a, "--burn") == 0 && val && strcmp(val, "cpu") == 0)
             burn_cpu = true;
         else if (strcmp(a, "--burn") == 0 && val && strcmp(val, "wall") == 0)
@@ -1454,6 +1490,16 @@ int main(int argc, char **argv)
         printf("clockworker background tasks run each segment in one poll (--bg-chunk-us 0)\n");
     if (lev_refresh)
         printf("libevent callbacks refresh the base's cached time when they end (--lev-refresh)\n");
+    if (o.fg_latency_ns == CW_LATENCY_NONE)
+        printf("clockworker's foreground queue has no latency target (--fg-latency-us none)\n");
+    else if (o.fg_latency_ns)
+        printf("clockworker's foreground queue has the latency target %" PRIu64
+               " us (--fg-latency-us)\n",
+               o.fg_latency_ns / 1000);
+    if (o.idle_queue)
+        printf("clockworker executors have a configured, never used queue of weight %u "
+               "(--idle-queue)\n",
+               IDLE_WEIGHT);
     if (o.nice) {
         int err = autogroup_nice(o.nice);
         printf("runtime and generator threads at nice %d (--nice); this session's autogroup: "

@@ -367,9 +367,13 @@ START_TEST(chunk_and_refresh_options_are_reported)
     char *j = slurp(json);
     ck_assert_ptr_nonnull(strstr(j, "\"bg_chunk_us\": 10,"));
     ck_assert_ptr_nonnull(strstr(j, "\"lev_refresh\": false}"));
+    ck_assert_ptr_nonnull(strstr(j, "\"fg_latency_us\": \"default\", \"idle_queue\": false,"));
     free(j);
+    ck_assert_ptr_null(strstr(r.out, "--fg-latency-us"));
+    ck_assert_ptr_null(strstr(r.out, "--idle-queue"));
     const char *set[] = {"--smoke", "--variants", "cw_fgbg,libevent_fg", "--bg-chunk-us", "0",
-                         "--lev-refresh", "--json", json, NULL};
+                         "--lev-refresh", "--fg-latency-us", "120", "--idle-queue",
+                         "--json", json, NULL};
     run_fgbg(set, &r);
     ck_assert_msg(r.exit_code == 0, "fgbg exited %d; output:\n%s", r.exit_code, r.out);
     ck_assert_ptr_nonnull(strstr(r.out, "run each segment in one poll (--bg-chunk-us 0)"));
@@ -377,6 +381,17 @@ START_TEST(chunk_and_refresh_options_are_reported)
     j = slurp(json);
     ck_assert_ptr_nonnull(strstr(j, "\"bg_chunk_us\": 0,"));
     ck_assert_ptr_nonnull(strstr(j, "\"lev_refresh\": true}"));
+    ck_assert_ptr_nonnull(strstr(j, "\"fg_latency_us\": 120, \"idle_queue\": true,"));
+    free(j);
+    ck_assert_ptr_nonnull(strstr(r.out, "latency target 120 us (--fg-latency-us)"));
+    ck_assert_ptr_nonnull(strstr(r.out, "never used queue of weight 1000 (--idle-queue)"));
+    const char *none[] = {"--smoke", "--variants", "cw_fgbg", "--fg-latency-us", "none",
+                          "--json", json, NULL};
+    run_fgbg(none, &r);
+    ck_assert_msg(r.exit_code == 0, "fgbg exited %d; output:\n%s", r.exit_code, r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "no latency target (--fg-latency-us none)"));
+    j = slurp(json);
+    ck_assert_ptr_nonnull(strstr(j, "\"fg_latency_us\": \"none\","));
     free(j);
     unlink(json);
 }
@@ -389,6 +404,8 @@ START_TEST(bad_arguments_exit_2_with_nothing_on_stdout)
         {"--fg-count", "-3", NULL},    {"--rps", "abc", NULL},       {"--rps", "0", NULL},
         {"--repeat", NULL, NULL},      {"--frobnicate", NULL, NULL}, {"--bg", "1x", NULL},
         {"--json", "", NULL},          {"--bg-chunk-us", "x", NULL}, {"--bg-chunk-us", NULL, NULL},
+        {"--fg-latency-us", "0", NULL}, {"--fg-latency-us", "soon", NULL},
+        {"--fg-latency-us", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         run_fgbg(bad[i], &r);
