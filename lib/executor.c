@@ -439,6 +439,7 @@ void cw__executor_round(cw_executor *ex)
     account_gap(ex, now);
     uint32_t polls_left = ex->max_polls_per_yield;
     ex->round_end = cw__deadline(now, ex->driver_yield_ns);
+    ex->flush_pending = false;
     if (ex->timers.n)
         cw__timers_fire(ex, now);
     cw__inbox_drain(ex);
@@ -489,7 +490,11 @@ void cw__executor_round(cw_executor *ex)
         cw__eevdf_charge(&ex->sched, now - start, q->nrunq > 0);
         ex->preempt = false;
         CW__HOOK(ex, slice_end, q, now - start, why);
-        if (why == CW_SLICE_MAX_POLLS || why == CW_SLICE_DRIVER_YIELD)
+        /* A reply waits in libevent's buffers (cw__executor_flush_soon):
+         * the tasks queued behind it on its queue (requests read in the
+         * same pass, as evhttp would run their callbacks) ran within
+         * flush_by (round_end), but no other queue runs first. */
+        if (why == CW_SLICE_MAX_POLLS || why == CW_SLICE_DRIVER_YIELD || ex->flush_pending)
             break;
     }
 
@@ -575,6 +580,26 @@ void cw__executor_yield_to_loop(cw_executor *ex)
      * round, as would a spent driver_yield. */
     if (ex && ex->in_round && ex->cx.task)
         ex->round_end = ex->poll_start - 1;
+}
+
+/* A reply went into libevent's buffers: return to libevent once the
+ * polling queue has no runnable task left, or 50 us (the default latency
+ * target; at most driver_yield) after this poll's start, whichever comes
+ * first. A burst
+ * of requests read in one pass is answered in one round, as evhttp's own
+ * callbacks would be, instead of a round and an I/O poll per request. */
+void cw__executor_flush_soon(cw_executor *ex)
+{
+    if (!ex || !ex->in_round || !ex->cx.task)
+        return;
+    if (!ex->flush_pending) {
+        uint64_t wait = CW_DEFAULT_QUEUE_LATENCY_NS < ex->driver_yield_ns ? CW_DEFAULT_QUEUE_LATENCY_NS
+                                                                     : ex->driver_yield_ns;
+        ex->flush_pending = true;
+        ex->flush_by = cw__deadline(ex->poll_start, wait);
+    }
+    if ((int64_t)(ex->round_end - ex->flush_by) > 0)
+        ex->round_end = ex->flush_by;
 }
 
 void cw_cx_yield_to_loop(cw_cx *cx)

@@ -65,6 +65,7 @@ struct cw_http_req {
     cw_join *join;                    /* NULL once freed */
     bool replied;
     bool watching;                    /* the watch event is added */
+    bool watch_tried;                 /* watch_start() ran (once) */
     alignas(max_align_t) unsigned char watch[]; /* a struct event */
 };
 
@@ -146,6 +147,21 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(evcon);
 }
 
+/* Watch the connection while the task holds the request. Without a
+ * watch (no fd, or libevent out of memory) the request is still served;
+ * only a disconnect goes unnoticed until the reply fails. */
+static void watch_start(cw_http_req *hr)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(hr->evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    hr->watch_tried = true;
+    if (fd >= 0 &&
+        event_assign(watch_ev(hr), evhttp_connection_get_base(hr->evcon), fd, EV_READ, on_watch,
+                     hr) == 0 &&
+        event_add(watch_ev(hr), NULL) == 0)
+        hr->watching = true;
+}
+
 static cw_poll task_poll(void *state, cw_cx *cx)
 {
     struct http_task *t = state;
@@ -156,8 +172,14 @@ static cw_poll task_poll(void *state, cw_cx *cx)
         if (h->init)
             h->init(t->user, hr);
     }
-    if (h->poll(t->user, hr, cx) == CW_PENDING)
+    if (h->poll(t->user, hr, cx) == CW_PENDING) {
+        /* Still holding the request after a poll: watch the connection
+         * from now on (a request answered in its first poll, the usual
+         * case, costs no watch: two epoll_ctl() calls fewer). */
+        if (hr->req && !hr->watch_tried && hr->evcon)
+            watch_start(hr);
         return CW_PENDING;
+    }
     struct evhttp_request *req = let_go(hr);
     if (req) { /* completed without replying */
         hr->route->st.auto_500++;
@@ -212,19 +234,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     r->refs++;
     r->st.requests++;
     r->st.in_flight++;
-    if (evcon) {
-        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-        /* Without a watch (no fd, or libevent out of memory) the request
-         * is still served; only a disconnect goes unnoticed until the
-         * reply fails. */
-        if (fd >= 0 &&
-            event_assign(watch_ev(hr), evhttp_connection_get_base(evcon), fd, EV_READ, on_watch,
-                         hr) == 0 &&
-            event_add(watch_ev(hr), NULL) == 0)
-            hr->watching = true;
+    if (evcon)
         evhttp_connection_set_closecb(evcon, on_close, hr);
-    }
     return;
 refuse:
     r->st.refused++;
@@ -380,8 +391,9 @@ static int take_for_reply(cw_http_req *hr, struct evhttp_request **req)
     hr->replied = true;
     hr->route->st.replied++;
     *req = let_go(hr);
-    /* the reply waits in libevent's buffers: let it write them now */
-    cw__executor_yield_to_loop(cw_queue_executor(hr->route->q));
+    /* the reply waits in libevent's buffers: let it write them soon
+     * (after the requests queued behind this one, within wake_poll) */
+    cw__executor_flush_soon(cw_queue_executor(hr->route->q));
     return 0;
 }
 

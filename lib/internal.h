@@ -421,6 +421,9 @@ struct cw_executor {
     bool idle;                 /* shared->sleeping was set */
     bool freeing;
     bool preempt;              /* end the slice after this poll */
+    bool flush_pending;        /* a reply waits in libevent's buffers
+                                  (cw__executor_flush_soon()) */
+    uint64_t flush_by;         /* ... return to libevent by then */
     uint64_t slice_start;
     uint64_t poll_start;       /* clock read before the poll in progress */
     uint64_t slice_end;
@@ -482,6 +485,7 @@ static inline bool cw__on_thread(const cw__shared *sh)
 
 void cw__executor_schedule(cw_executor *ex);
 void cw__executor_yield_to_loop(cw_executor *ex); /* cw_cx_yield_to_loop() */
+void cw__executor_flush_soon(cw_executor *ex);    /* a reply to write soon */
 void cw__executor_round(cw_executor *ex);
 void cw__executor_update_watch(cw_executor *ex);
 void cw__inbox_drain(cw_executor *ex);

@@ -660,6 +660,81 @@ START_TEST(accessors_handle_null)
 }
 END_TEST
 
+/* ---- replies written soon: cw__executor_flush_soon() (http.c's reply) --- */
+
+static int g_flush_order[16], g_flush_n;
+
+typedef struct flusher {
+    int id;
+    uint64_t cost;
+    bool flush;
+} flusher;
+
+static cw_poll flusher_poll(void *state, cw_cx *cx)
+{
+    flusher *f = state;
+    g_clk->now += f->cost;
+    if (g_flush_n < 16)
+        g_flush_order[g_flush_n++] = f->id;
+    if (f->flush)
+        cw__executor_flush_soon(cw_cx_executor(cx));
+    return CW_READY;
+}
+
+static struct cw_executor_stats flush_round(tenv *env, const flusher *a, int na, const flusher *b,
+                                            int nb)
+{
+    g_flush_n = 0;
+    for (int i = 0; i < na; i++)
+        ck_assert_int_eq(cw_spawn(cw_executor_queue(env->ex, 0), flusher_poll, &a[i], sizeof a[i],
+                                  NULL, NULL),
+                         0);
+    for (int i = 0; i < nb; i++)
+        ck_assert_int_eq(cw_spawn(cw_executor_queue(env->ex, 1), flusher_poll, &b[i], sizeof b[i],
+                                  NULL, NULL),
+                         0);
+    struct cw_executor_stats st0 = stats_of(env->ex);
+    tenv_turn(env); /* one round */
+    struct cw_executor_stats st = stats_of(env->ex);
+    st.rounds -= st0.rounds;
+    return st;
+}
+
+START_TEST(a_reply_ends_the_round_once_its_queue_is_empty)
+{
+    tenv env;
+    cw_config *cfg = cw_config_new();
+    cw_config_add_queue(cfg, 0, 99); /* the replying queue */
+    cw_config_add_queue(cfg, 1, 1);
+    tenv_init(&env, cfg, 1);
+    g_clk = &env.clk;
+    /* three requests read in one pass are answered in one round; the
+     * other queue waits for the next round (libevent writes first) */
+    flusher a[3] = {{1, 5000, true}, {2, 5000, true}, {3, 5000, true}};
+    flusher b[1] = {{9, 5000, false}};
+    struct cw_executor_stats st = flush_round(&env, a, 3, b, 1);
+    ck_assert_uint_eq(st.rounds, 1);
+    ck_assert_int_eq(g_flush_n, 3);
+    ck_assert_int_eq(g_flush_order[2], 3);
+    g_flush_n = 0;
+    tenv_turn(&env);
+    ck_assert_int_eq(g_flush_n, 1);
+    ck_assert_int_eq(g_flush_order[0], 9);
+    /* but not for longer than 50 us after the first reply's poll began:
+     * 20 us polls, the round ends after the one that would pass 50 us */
+    flusher c[6];
+    for (int i = 0; i < 6; i++)
+        c[i] = (flusher){10 + i, 20000, true};
+    st = flush_round(&env, c, 6, NULL, 0);
+    ck_assert_uint_eq(st.rounds, 1);
+    ck_assert_int_eq(g_flush_n, 2); /* 0-20, 20-40; a third would end at 60 */
+    for (int i = 0; i < 10; i++)
+        tenv_turn(&env);
+    ck_assert_uint_eq(stats_of(env.ex).tasks_live, 0);
+    tenv_free(&env);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("executor");
@@ -684,6 +759,7 @@ static Suite *suite(void)
     tcase_add_test(tc, clock_extrapolation_follows_the_clock_across_suspend_and_counter_reset);
     tcase_add_test(tc, clock_anchor_is_not_skewed_by_an_interrupt);
     tcase_add_test(tc, clock_anchor_survives_a_counter_that_steps_back);
+    tcase_add_test(tc, a_reply_ends_the_round_once_its_queue_is_empty);
     suite_add_tcase(s, tc);
     return s;
 }
