@@ -392,7 +392,7 @@ static int take_for_reply(cw_http_req *hr, struct evhttp_request **req)
     hr->route->st.replied++;
     *req = let_go(hr);
     /* the reply waits in libevent's buffers: let it write them soon
-     * (after the requests queued behind this one, within wake_poll) */
+     * (after the requests queued behind this one, within 50 us) */
     cw__executor_flush_soon(cw_queue_executor(hr->route->q));
     return 0;
 }
