@@ -49,6 +49,7 @@ static void reset(tenv *env)
 {
     g_clk = &env->clk;
     memset(g_polls, 0, sizeof g_polls);
+    memset(g_log, 0xff, sizeof g_log); /* no queue id: an unwritten entry fails */
     g_total = 0;
     g_stop = 0;
     g_logn = 0;
@@ -339,6 +340,7 @@ START_TEST(low_queue_waking_does_not_preempt)
     cw_config *cfg = cw_config_new();
     cw_config_add_queue(cfg, 0, 100); /* running */
     cw_config_add_queue(cfg, 1, 1);   /* woken */
+    cw_config_set_queue_latency(cfg, 1, CW_LATENCY_NONE); /* one long round */
     cw_config_set_driver_yield(cfg, 50 * MS);
     cw_config_set_max_polls_per_yield(cfg, 100000);
     tenv_init(&env, cfg, 1);
