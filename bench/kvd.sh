@@ -79,17 +79,7 @@ cleanup() {
 trap cleanup EXIT
 
 delay_ms=$(awk -v c="$conns" -v r="$rate" 'BEGIN { d = c * 1000 / r; if (d < 0) d = 0; print d }')
-cat >"$tmp/pace.lua" <<EOF
-local n = 0
-request = function()
-    n = n + 1
-    return wrk.format("GET", "/kv/key-" .. (n % 100))
-end
-function delay()
-    return $delay_ms
-end
-EOF
-# --saturate: the same requests, back to back.
+# --saturate: the requests back to back; paced: the same with a delay.
 cat >"$tmp/flood.lua" <<EOF
 local n = 0
 request = function()
@@ -97,6 +87,7 @@ request = function()
     return wrk.format("GET", "/kv/key-" .. (n % 100))
 end
 EOF
+{ cat "$tmp/flood.lua"; printf 'function delay()\n    return %s\nend\n' "$delay_ms"; } >"$tmp/pace.lua"
 script=$tmp/pace.lua
 [ "$saturate" -eq 0 ] || script=$tmp/flood.lua
 
