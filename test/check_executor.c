@@ -379,13 +379,20 @@ END_TEST
 
 /* Where the decision is no (simulated: the config's test-only override),
  * the executor reads clock_gettime() itself, with no counter between. */
+/* An executor on the real clock with the TSC decision forced (1 yes,
+ * -1 no; the config's test-only override). */
+static void tenv_init_tsc(tenv *env, signed char tsc)
+{
+    cw_config *cfg = cw_config_new();
+    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
+    cfg->default_clock_tsc = tsc;
+    tenv_init(env, cfg, 0);
+}
+
 START_TEST(executor_reads_clock_gettime_where_the_tsc_is_not_usable)
 {
     tenv env;
-    cw_config *cfg = cw_config_new();
-    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
-    cfg->default_clock_tsc = -1;
-    tenv_init(&env, cfg, 0);
+    tenv_init_tsc(&env, -1);
     ck_assert(env.ex->now_ns == cw__monotonic_ns);
     ck_assert_ptr_null(env.ex->clock_arg);
     ck_assert(env.ex->clock.counter == NULL);
@@ -402,10 +409,7 @@ END_TEST
 START_TEST(executor_reads_the_counter_where_the_tsc_is_usable)
 {
     tenv env;
-    cw_config *cfg = cw_config_new();
-    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
-    cfg->default_clock_tsc = 1;
-    tenv_init(&env, cfg, 0);
+    tenv_init_tsc(&env, 1);
 #ifdef CW__HAVE_TSC
     ck_assert(env.ex->now_ns == cw__clock_now);
     ck_assert_ptr_eq(env.ex->clock_arg, &env.ex->clock);
