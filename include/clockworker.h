@@ -18,6 +18,7 @@
  * - clockworker/sync.h     oneshot, channels, notify, semaphore, remote spawn
  * - clockworker/bev.h      awaiting bufferevents
  * - clockworker/http.h     evhttp request handlers as tasks
+ * - clockworker/version.h  CW_VERSION_* macros, cw_version()
  */
 #ifndef CLOCKWORKER_H
 #define CLOCKWORKER_H
@@ -37,5 +38,6 @@
 #include "clockworker/sync.h"
 #include "clockworker/bev.h"
 #include "clockworker/http.h"
+#include "clockworker/version.h"
 
 #endif
