@@ -98,6 +98,7 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
         ex->hooks = &ex->hooks_copy;
         ex->hooks_arg = cfg->hooks_arg;
     }
+    ex->plain = !ex->hooks && !ex->hist_on && !ex->catch_panics;
     if (cfg->now_ns) {
         ex->now_ns = cfg->now_ns;
         ex->clock_arg = cfg->clock_arg;
@@ -297,15 +298,12 @@ void cw__executor_update_watch(cw_executor *ex)
     cw__driver_watch_notify(ex, ex->stats.tasks_live > 0 && !ex->freeing);
 }
 
-/* Poll one task; with catch_panics, a cw_panic() lands back here. */
-static bool poll_task(cw_executor *ex, cw__task *t, cw_poll *res)
+/* Poll one task with catch_panics on: a cw_panic() lands back here
+ * (true). Out of line: its sigjmp_buf frame stays off the plain path. */
+static __attribute__((noinline)) bool poll_catching(cw_executor *ex, cw__task *t, cw_poll *res)
 {
     sigjmp_buf jb;
 
-    if (!ex->catch_panics) {
-        *res = t->poll(t->state, &ex->cx);
-        return false;
-    }
     ex->panic_jmp = &jb;
     if (sigsetjmp(jb, 0)) {
         ex->panic_jmp = NULL;
@@ -334,8 +332,15 @@ static inline cw_slice_end budget_spent(const cw_executor *ex, uint64_t now, uin
     return CW_SLICE_EMPTY; /* neither */
 }
 
-static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
-                              uint32_t *polls_left)
+/*
+ * Run q's tasks FIFO until the slice ends; returns why. `plain` is a
+ * constant at each of the two call sites (always inlined): true when the
+ * executor has no hooks, no histograms and catch_panics off (ex->plain,
+ * fixed at creation), so that copy of the loop tests none of them per
+ * poll. Both copies do the same thing otherwise.
+ */
+static inline __attribute__((always_inline)) cw_slice_end
+run_slice_impl(cw_executor *ex, cw_queue *q, uint64_t *now, uint32_t *polls_left, const bool plain)
 {
     cw__shared *sh = ex->shared;
 
@@ -343,18 +348,24 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
         if (cw__list_empty(&q->runq))
             return CW_SLICE_EMPTY;
         cw__task *t = cw__container_of(q->runq.next, cw__task, link);
-        cw__list_remove(&t->link);
+        cw__list_unlink(&t->link);
         q->nrunq--;
         t->flags = (uint16_t)((t->flags & ~CW__T_SCHEDULED) | CW__T_RUNNING);
 
         cw_poll res = CW_PENDING;
+        bool panicked = false;
         uint64_t t0 = *now;
-        if (ex->hist_on)
-            cw__hist_record(&q->queue_delay_ns, t0 - *cw__task_stamp(t));
-        CW__HOOK(ex, poll_start, q, t->state);
+        if (!plain) {
+            if (ex->hist_on)
+                cw__hist_record(&q->queue_delay_ns, t0 - *cw__task_stamp(t));
+            CW__HOOK(ex, poll_start, q, t->state);
+        }
         ex->poll_start = t0;
         ex->cx.task = t;
-        bool panicked = poll_task(ex, t, &res);
+        if (!plain && ex->catch_panics)
+            panicked = poll_catching(ex, t, &res);
+        else
+            res = t->poll(t->state, &ex->cx);
         ex->cx.task = NULL;
 
         uint64_t t1 = cw__now(ex);
@@ -366,24 +377,34 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
         q->cpu_ns += dt;
         uint64_t est = q->poll_est - (q->poll_est >> 3); /* the round budget */
         q->poll_est = dt > est ? dt : est;
-        if (ex->hist_on)
+        if (!plain && ex->hist_on)
             cw__hist_record(&ex->stats.poll_ns, dt);
         int64_t past_end = (int64_t)(t1 - ex->slice_end);
         if (past_end > 0 && (int64_t)(t0 - ex->slice_end) < 0)
             ex->stats.polls_overrun++;
-        CW__HOOK(ex, poll_end, q, t->state, dt, panicked ? CW_EPANIC : (int)res);
+        if (!plain)
+            CW__HOOK(ex, poll_end, q, t->state, dt, panicked ? CW_EPANIC : (int)res);
 
-        if (panicked)
+        uint16_t f = t->flags;
+        if (!panicked && res != CW_READY && (f & (CW__T_CANCEL | CW__T_NOTIFIED)) == CW__T_NOTIFIED) {
+            /* Woken during its poll (a yield): back to the tail of q.
+             * This is cw__task_enqueue() with what is known here: inside
+             * a round (no sleeps to catch up, no round to ask for), and
+             * q, the running queue, is runnable already. */
+            CW_ASSERT_HOT(q->eq.on_rq && !(f & (CW__T_SCHEDULED | CW__T_DONE)));
+            t->flags = (uint16_t)((f & ~(CW__T_RUNNING | CW__T_NOTIFIED)) | CW__T_SCHEDULED);
+            cw__list_push_back(&q->runq, &t->link);
+            q->nrunq++;
+            if (!plain && ex->hist_on)
+                *cw__task_stamp(t) = ex->now_cache;
+        } else if (panicked) {
             cw__task_end(ex, t, CW_EPANIC);
-        else if (t->flags & CW__T_CANCEL)
+        } else if (f & CW__T_CANCEL) {
             cw__task_end(ex, t, -ECANCELED);
-        else if (res == CW_READY)
+        } else if (res == CW_READY) {
             cw__task_end(ex, t, 0);
-        else {
-            bool again = t->flags & CW__T_NOTIFIED;
-            t->flags &= (uint16_t)~(CW__T_RUNNING | CW__T_NOTIFIED);
-            if (again)
-                cw__task_enqueue(ex, t);
+        } else {
+            t->flags = (uint16_t)(f & ~CW__T_RUNNING);
         }
 
         if (atomic_load_explicit(&sh->inbox, memory_order_relaxed))
@@ -399,6 +420,12 @@ static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now,
         if (why == CW_SLICE_SPENT)
             return why;
     }
+}
+
+static cw_slice_end run_slice(cw_executor *ex, cw_queue *q, uint64_t *now, uint32_t *polls_left)
+{
+    return ex->plain ? run_slice_impl(ex, q, now, polls_left, true)
+                     : run_slice_impl(ex, q, now, polls_left, false);
 }
 
 /* The time between two rounds goes to libevent (work was left) or idle. */

@@ -27,6 +27,16 @@
 
 #define CW__MAX_SLICE_NS ((uint64_t)1 << 40)
 
+/* An internal invariant on the poll path, where it would cost a compare
+ * and a branch per poll: checked in the test build (CW_DEBUG, which runs
+ * every suite) and compiled out of the installed library. Everywhere
+ * else, plain assert(). */
+#ifdef CW_DEBUG
+#define CW_ASSERT_HOT(x) assert(x)
+#else
+#define CW_ASSERT_HOT(x) ((void)sizeof(!(x)))
+#endif
+
 /* ---- allocation: every allocation in the library goes through here ---- */
 void *cw__malloc(size_t n);
 void *cw__calloc(size_t n, size_t size);
@@ -62,6 +72,14 @@ static inline void cw__list_push_back(cw__list *h, cw__list *n)
     n->next = h;
     h->prev->next = n;
     h->prev = n;
+}
+
+/* Take n out of its list, leaving n's own links stale (the poll loop
+ * relinks the task or ends it; cw__list_remove() when they are read). */
+static inline void cw__list_unlink(cw__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
 }
 
 static inline void cw__list_remove(cw__list *n)
@@ -409,6 +427,8 @@ struct cw_executor {
                                   indexes it); then their idle counts */
     bool catch_panics;
     bool hist_on;              /* histograms kept */
+    bool plain;                /* no hooks, no histograms, no catch_panics:
+                                  the poll loop's lean copy (executor.c) */
     uint64_t (*now_ns)(void *);
     void *clock_arg;
     const cw_hooks *hooks;     /* &hooks_copy, or NULL: no hooks */
