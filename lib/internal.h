@@ -302,7 +302,7 @@ static inline cw__task *cw__task_of_join(const cw_join *j)
 void cw__task_release(cw__task *t);
 void cw__task_end(cw_executor *ex, cw__task *t, int status);
 void cw__task_drop_state(cw__task *t);
-void cw__task_wake_local(cw_executor *ex, cw__task *t);
+static inline void cw__task_wake_local(cw_executor *ex, cw__task *t);
 void cw__queue_runnable(cw_executor *ex, cw_queue *q, uint64_t stamp);
 static inline void cw__task_enqueue(cw_executor *ex, cw__task *t);
 /* Executor free: cancel every live task (a walk over the slabs). */
@@ -532,7 +532,7 @@ void cw__timers_catch_up(cw_executor *ex, uint64_t now);
  * From outside a round, sleeps already due are woken first: they became
  * runnable before this task did (as a libevent pass runs expired timers
  * before the callbacks its other callbacks activate). */
-static inline void cw__task_enqueue(cw_executor *ex, cw__task *t)
+static inline __attribute__((always_inline)) void cw__task_enqueue(cw_executor *ex, cw__task *t)
 {
     if (!ex->in_round && ex->timers.n && !ex->timers.firing) {
         cw__timers_catch_up(ex, cw__now(ex));
@@ -552,6 +552,20 @@ static inline void cw__task_enqueue(cw_executor *ex, cw__task *t)
         cw__queue_runnable(ex, q, stamp);
     if (!ex->in_round)
         cw__executor_schedule(ex);
+}
+
+/* A wake on the executor thread: a running task is marked, to be queued
+ * again after its poll (a yield: run_slice); an idle one is queued; one
+ * queued or ended already is left alone. Inline: every local wake. */
+static inline void cw__task_wake_local(cw_executor *ex, cw__task *t)
+{
+    uint16_t f = t->flags;
+    if (f & CW__T_DONE)
+        return;
+    if (f & CW__T_RUNNING)
+        t->flags = (uint16_t)(f | CW__T_NOTIFIED);
+    else if (!(f & CW__T_SCHEDULED))
+        cw__task_enqueue(ex, t);
 }
 
 /* ---- timers (time.c) ----------------------------------------------------- */

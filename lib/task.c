@@ -273,16 +273,6 @@ void cw__queue_runnable(cw_executor *ex, cw_queue *q, uint64_t stamp)
     }
 }
 
-void cw__task_wake_local(cw_executor *ex, cw__task *t)
-{
-    if (t->flags & CW__T_DONE)
-        return;
-    if (t->flags & CW__T_RUNNING)
-        t->flags |= CW__T_NOTIFIED;
-    else if (!(t->flags & CW__T_SCHEDULED))
-        cw__task_enqueue(ex, t);
-}
-
 /* Take a scheduled task out of its FIFO (abort, free). */
 static void unschedule(cw_executor *ex, cw__task *t)
 {

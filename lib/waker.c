@@ -164,15 +164,16 @@ void cw_waker_wake_by_ref(const cw_waker *w)
         return;
     cw__task *t = cw__task_of_waker(w);
     cw__shared *sh = cw__task_shared(t);
-    if (cw__on_thread(sh)) {
-        if (sh->ex && !(t->flags & CW__T_DONE)) {
-            sh->ex->stats.wakes_local++;
-            CW__HOOK(sh->ex, wake, cw__task_queue(sh->ex, t), t->state, false);
-            cw__task_wake_local(sh->ex, t);
-        }
-    } else {
+    if (!cw__on_thread(sh)) {
         wake_remote(t);
+        return;
     }
+    cw_executor *ex = sh->ex;
+    if (!ex || (t->flags & CW__T_DONE))
+        return;
+    ex->stats.wakes_local++;
+    CW__HOOK(ex, wake, cw__task_queue(ex, t), t->state, false);
+    cw__task_wake_local(ex, t);
 }
 
 void cw_waker_wake(cw_waker *w)
