@@ -52,7 +52,7 @@
  *            clock_gettime() on entering the callback. libevent counts
  *            from its cached loop time, so an overshoot may be negative.
  * pick (N = 1, 2, 8, 64, 256, 1024 runnable queues):
- *   pure     (JSON pick_ns) lib/eevdf.c linked in: N queues of weights
+ *   pure     (JSON pick_ns) lib/core/eevdf.c linked in: N queues of weights
  *            1..8 all runnable; time cw__eevdf_pick() + cw__eevdf_charge()
  *            (a pseudo-random 500-1500 ns, still runnable) in a loop; ns
  *            per pick+charge. N = 1 is the one-queue fast path.

@@ -1,4 +1,4 @@
-/* check_eevdf.c - the pure scheduler (lib/eevdf.c) driven with invented
+/* check_eevdf.c - the pure scheduler (lib/core/eevdf.c) driven with invented
  * durations. The library is built with CW_DEBUG for the tests, so
  * every operation also re-checks the sums and the heaps from scratch; the
  * tests call cw__eevdf_check() too. */

@@ -341,7 +341,7 @@ static uint64_t mono_ns(void)
 }
 
 /* The default clock is CLOCK_MONOTONIC (read through the TSC between
- * anchors where the TSC is invariant, lib/clock.c): every reading lies
+ * anchors where the TSC is invariant, lib/core/clock.c): every reading lies
  * between two clock_gettime() calls around it, within the extrapolation
  * error (ppm of a millisecond: allowed 2 us), and never goes back. 30 ms
  * of readings cover the uncalibrated start, the calibration and a few
@@ -509,7 +509,7 @@ START_TEST(clocksource_tsc_alone_suffices)
 }
 END_TEST
 
-/* lib/clock.c's extrapolation, driven with a simulated counter and clock:
+/* lib/core/clock.c's extrapolation, driven with a simulated counter and clock:
  * a 3 GHz counter that agrees with the clock, then a suspend (the counter
  * ran 7 hours while the clock moved 1 ms) or a counter reset to ~0. After
  * each, readings must follow the clock, not the counter. */

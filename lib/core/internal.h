@@ -581,7 +581,7 @@ void cw__timers_check(const cw_executor *ex);
 void cw__fdwait_fired(cw_fdwait *w, short what);    /* the driver's callback */
 void cw__fdwaits_free(cw_executor *ex);             /* free leftovers' events */
 
-/* ---- the event loop driver (driver_libevent.c) --------------------------
+/* ---- the event loop driver (driver/libevent.c) --------------------------
  * The only file that calls libevent. Another loop would provide these. */
 int cw__driver_init(cw_executor *ex);
 void cw__driver_free(cw_executor *ex);

@@ -1,5 +1,5 @@
 /*
- * driver_libevent.c - the executor's binding to libevent; the only file
+ * driver/libevent.c - the executor's binding to libevent; the only file
  * that calls libevent. The core asks for: a round soon (after libevent has
  * polled I/O), the remote-wake fd watched or not, one turn of the loop,
  * and one timer armed at the earliest sleep's deadline (time.c keeps the
