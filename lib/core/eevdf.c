@@ -125,22 +125,9 @@ static bool dl_before(const cw__eq *a, const cw__eq *b)
     return d < 0 || (d == 0 && a->index < b->index);
 }
 
-/* Wall ns -> virtual span for queue e: ns * S / w rounded down, capped
- * (lag limits). */
-static int64_t vspan(const cw__eq *e, uint64_t ns)
-{
-    if (ns <= UINT64_MAX / CW__EEVDF_SCALE) {
-        /* ns * S fits in 64 bits (ns < 4.8 h): the same quotient from
-         * a 64-bit division, several times cheaper than a 128-bit one */
-        uint64_t v = ns * CW__EEVDF_SCALE / e->weight;
-        return v > (uint64_t)VSPAN_MAX ? VSPAN_MAX : (int64_t)v;
-    }
-    unsigned __int128 v = (unsigned __int128)ns * CW__EEVDF_SCALE / e->weight;
-    return v > (unsigned __int128)VSPAN_MAX ? VSPAN_MAX : (int64_t)v;
-}
-
 /* (ns * S + frac) / w and its remainder, capped at VSPAN_MAX (the
- * remainder is then 0). frac < w. */
+ * remainder is then 0). frac < w. With frac 0, ns of running at weight w
+ * as virtual time (a lag limit). */
 static uint64_t vdiv(uint64_t ns, uint64_t frac, uint64_t w, uint64_t *rem)
 {
     if (ns < (uint64_t)1 << 43) {
@@ -528,7 +515,8 @@ static void flush_pending(cw__eevdf *s)
 
 static int64_t clamp_lag(const cw__eevdf *s, const cw__eq *e, int64_t lag)
 {
-    int64_t limit = vspan(e, cw__eevdf_request(s, e));
+    uint64_t rem;
+    int64_t limit = (int64_t)vdiv(cw__eevdf_request(s, e), 0, e->weight, &rem);
     return lag > limit ? limit : lag < -limit ? -limit : lag;
 }
 
