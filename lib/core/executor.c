@@ -520,7 +520,7 @@ void cw__executor_round(cw_executor *ex)
         /* A reply waits in libevent's buffers (cw__executor_flush_soon):
          * the tasks queued behind it on its queue (requests read in the
          * same pass, as evhttp would run their callbacks) ran within
-         * flush_by (round_end), but no other queue runs first. */
+         * its round_end, but no other queue runs first. */
         if (why == CW_SLICE_MAX_POLLS || why == CW_SLICE_DRIVER_YIELD || ex->flush_pending)
             break;
     }
@@ -612,21 +612,21 @@ void cw__executor_yield_to_loop(cw_executor *ex)
 /* A reply went into libevent's buffers: return to libevent once the
  * polling queue has no runnable task left, or 50 us (the default latency
  * target; at most driver_yield) after this poll's start, whichever comes
- * first. A burst
- * of requests read in one pass is answered in one round, as evhttp's own
- * callbacks would be, instead of a round and an I/O poll per request. */
+ * first. A burst of requests read in one pass is answered in one round,
+ * as evhttp's own callbacks would be, instead of a round and an I/O poll
+ * per request. Only the first reply of a round moves round_end: the round
+ * ends with the slice it came in (cw__executor_round), and round_end
+ * only moves earlier within a slice. */
 void cw__executor_flush_soon(cw_executor *ex)
 {
-    if (!ex || !ex->in_round || !ex->cx.task)
+    if (!ex || !ex->in_round || !ex->cx.task || ex->flush_pending)
         return;
-    if (!ex->flush_pending) {
-        uint64_t wait = CW_DEFAULT_QUEUE_LATENCY_NS < ex->driver_yield_ns ? CW_DEFAULT_QUEUE_LATENCY_NS
-                                                                     : ex->driver_yield_ns;
-        ex->flush_pending = true;
-        ex->flush_by = cw__deadline(ex->poll_start, wait);
-    }
-    if ((int64_t)(ex->round_end - ex->flush_by) > 0)
-        ex->round_end = ex->flush_by;
+    ex->flush_pending = true;
+    uint64_t by = cw__deadline(ex->poll_start, CW_DEFAULT_QUEUE_LATENCY_NS < ex->driver_yield_ns
+                                                   ? CW_DEFAULT_QUEUE_LATENCY_NS
+                                                   : ex->driver_yield_ns);
+    if ((int64_t)(ex->round_end - by) > 0)
+        ex->round_end = by;
 }
 
 void cw_cx_yield_to_loop(cw_cx *cx)

@@ -443,7 +443,6 @@ struct cw_executor {
     bool preempt;              /* end the slice after this poll */
     bool flush_pending;        /* a reply waits in libevent's buffers
                                   (cw__executor_flush_soon()) */
-    uint64_t flush_by;         /* ... return to libevent by then */
     uint64_t slice_start;
     uint64_t poll_start;       /* clock read before the poll in progress */
     uint64_t slice_end;
