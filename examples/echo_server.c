@@ -164,8 +164,8 @@ static void start_connection(server *srv, int fd)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &srv->sndbuf, sizeof srv->sndbuf) != 0)
         perror("echo_server: setsockopt(SO_SNDBUF)"); /* serve it anyway */
     conn c = {.srv = srv, .fd = fd};
-    cw_fdwait_init(&c.rd, fd, EV_READ);
-    cw_fdwait_init(&c.wr, fd, EV_WRITE);
+    cw_fdwait_init(&c.rd, fd, CW_FD_READ);
+    cw_fdwait_init(&c.wr, fd, CW_FD_WRITE);
     int err = cw_spawn(srv->fg, conn_poll, &c, sizeof c, conn_drop, NULL);
     if (err != 0) {
         fprintf(stderr, "echo_server: cannot serve a connection: %s\n", cw_strerror(err));
@@ -421,7 +421,7 @@ int main(int argc, char **argv)
     }
 
     acceptor a = {.srv = &srv, .fd = lfd};
-    cw_fdwait_init(&a.readable, lfd, EV_READ);
+    cw_fdwait_init(&a.readable, lfd, CW_FD_READ);
     cw_sleep_init(&a.backoff, 0);
     if ((err = cw_spawn(srv.fg, acceptor_poll, &a, sizeof a, acceptor_drop, NULL)) != 0) {
         fprintf(stderr, "echo_server: spawning the acceptor: %s\n", cw_strerror(err));

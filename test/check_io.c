@@ -16,7 +16,7 @@ typedef struct waiter {
     int target;       /* waits before READY */
     short revents;
     int polls;
-    struct event *first_ev;
+    void *first_ev;
     bool same_ev;
     bool forget_drop; /* drop function "forgets" cw_fdwait_drop */
     int *drops;
@@ -29,8 +29,8 @@ static cw_poll waiter_poll(void *state, cw_cx *cx)
     while (s->waits < s->target) {
         if (cw_fdwait_poll(&s->w, cx) == CW_PENDING) {
             if (!s->first_ev)
-                s->first_ev = s->w.cw__ev;
-            s->same_ev = s->same_ev && s->w.cw__ev == s->first_ev;
+                s->first_ev = s->w.cw__rec;
+            s->same_ev = s->same_ev && s->w.cw__rec == s->first_ev;
             return CW_PENDING;
         }
         s->revents = cw_fdwait_revents(&s->w);
@@ -110,7 +110,7 @@ START_TEST(one_event_per_future_created_lazily_and_reused)
     tenv_init(&env, one_queue(), 1);
     pair(sv);
     waiter s = make_waiter(sv[0], EV_READ, 5, NULL);
-    ck_assert_ptr_null(s.w.cw__ev); /* none before the first poll */
+    ck_assert_ptr_null(s.w.cw__rec); /* none before the first poll */
     cw_join *j;
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &s, sizeof s, waiter_drop, &j);
     for (int i = 0; i < 5; i++) {

@@ -105,6 +105,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "driver/libevent_int.h"
 #include "model.h"
 
 #define NQ_MAX 4
@@ -959,7 +960,7 @@ static void check_exec(model *m)
 #undef QEQ
     }
     /* executor.h: its events are in the base only while they have work */
-    struct cw__driver *d = &m->ex->drv;
+    struct levdrv *d = cw_driver_state(m->ex, &cw__libevent_ops);
     MCHECK(m, !!event_pending(d->round_ev, EV_TIMEOUT, NULL) == m->round_pending,
            "round event pending %d, model says %d", !!event_pending(d->round_ev, EV_TIMEOUT, NULL),
            m->round_pending);
@@ -1798,8 +1799,9 @@ static void op_timer(model *m)
 {
     if (m->nlist[L_SLEEP]) {
         /* the driver's timer comes due: libevent would run its callback */
-        MCHECK(m, event_pending(m->ex->drv.timer_ev, EV_TIMEOUT, NULL), "timer not armed");
-        event_active(m->ex->drv.timer_ev, EV_TIMEOUT, 1);
+        struct levdrv *d = cw_driver_state(m->ex, &cw__libevent_ops);
+        MCHECK(m, event_pending(d->timer_ev, EV_TIMEOUT, NULL), "timer not armed");
+        event_active(d->timer_ev, EV_TIMEOUT, 1);
         m->timer_active = true;
     }
     op_turn(m);

@@ -1,55 +1,63 @@
 /**
  * @file clockworker/executor.h
  * @brief The executor: queues, the EEVDF scheduler and the run loop, bound
- *        to one libevent event_base and one thread.
+ *        to one event loop and one thread.
  *
- * The executor is an event of the base. When a task becomes runnable and no
- * scheduling round is pending, it schedules one; a round polls tasks for at
- * most driver_yield ns (or max_polls_per_yield polls; the shortest latency
- * target of an idle queue, cw_config_set_queue_latency())
- * and returns to libevent, which polls I/O before the next round. So any loop that runs the
- * base runs the tasks: event_base_dispatch(), event_base_loop(), or
- * cw_executor_run_until().
+ * An executor runs inside an event loop it does not own. Pick the loop by
+ * the constructor: cw_executor_new() on a libevent event_base
+ * (libevent.h, the default), cw_executor_new_embed() in a loop of your
+ * own (embed.h), cw_executor_new_uv() on a libuv loop (uv.h,
+ * libclockworker-uv), cw_executor_new_uring() on an io_uring the executor
+ * owns (uring.h, libclockworker-uring). Everything else is the same on
+ * every loop.
  *
- * The executor keeps its internal events in the base only while they have
+ * When a task becomes runnable and no scheduling round is pending, the
+ * executor asks the loop for one; a round polls tasks for at most
+ * driver_yield ns (or max_polls_per_yield polls; the shortest latency
+ * target of an idle queue, cw_config_set_queue_latency()) and returns to
+ * the loop, which polls I/O before the next round. So whatever runs the
+ * loop runs the tasks: event_base_dispatch(), uv_run(), the embed host's
+ * own loop, or cw_executor_run_until() on any of them.
+ *
+ * The executor keeps its internal events in the loop only while they have
  * work: the cross-thread wake-up fd while any task is alive, the timer
  * while any cw_sleep is pending, the round while tasks are runnable. So
- * event_base_dispatch() returns once every task has ended and every sleep
- * has fired or been dropped (and nothing else is pending), as it would for
- * plain libevent events.
+ * event_base_dispatch() (or uv_run()) returns once every task has ended
+ * and every sleep has fired or been dropped (and nothing else is
+ * pending), as it would for plain events of that loop.
  *
- * Thread: "the executor thread" is the thread that called
- * cw_executor_new(). Everything here is executor-thread only unless said.
- * Wakers may be used from any thread (waker.h).
+ * Thread: "the executor thread" is the thread that created the executor.
+ * Everything here is executor-thread only unless said. Wakers may be used
+ * from any thread (waker.h).
  */
 #ifndef CLOCKWORKER_EXECUTOR_H
 #define CLOCKWORKER_EXECUTOR_H
 
 #include "common.h"
 
-struct event_base;
-
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/**
- * Create an executor on a libevent base.
- *
- * @param base libevent base the executor runs in; it must outlive the
- *             executor. It needs no evthread setup: remote wakes use the
- *             executor's own notification fd.
- * @param cfg  the settings; copied, so cfg may be freed right after.
- * @param out  receives the executor, to free with cw_executor_free().
- * @return 0; -EINVAL if base, cfg or out is NULL or cfg has no queue
- *         (*out is then set to NULL when out is not NULL); -ENOMEM; or a
- *         negative errno from creating the notification fd.
- */
-CW_EXTERN int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor **out);
+/** The event loops an executor can run on (cw_executor_loop()). */
+typedef enum cw_loop_kind {
+    CW_LOOP_LIBEVENT = 1, /**< a libevent event_base (libevent.h) */
+    CW_LOOP_EMBED = 2,    /**< a host loop through the embed API (embed.h) */
+    CW_LOOP_LIBUV = 3,    /**< a libuv uv_loop_t (uv.h) */
+    CW_LOOP_URING = 4,    /**< an io_uring the executor owns (uring.h) */
+    CW_LOOP_OTHER = 5     /**< a driver of the user's own (driver.h) */
+} cw_loop_kind;
+
+/** The loop ex runs on; 0 if ex is NULL. */
+CW_EXTERN cw_loop_kind cw_executor_loop(const cw_executor *ex);
+
+/** A loop kind's name: "libevent", "embed", "libuv", "uring", "other";
+ *  "unknown" for any other value. Never NULL. */
+CW_EXTERN const char *cw_loop_name(cw_loop_kind kind);
 
 /**
  * Free an executor: cancels every live task (each drop function runs
- * exactly once, here, in no promised order), removes its events from the base and frees its
+ * exactly once, here, in no promised order), removes its events from the loop and frees its
  * memory. Join handles the user still holds stay valid (status
  * -ECANCELED for the tasks cancelled here) until cw_join_free(); wakers
  * still held elsewhere stay valid and become no-ops. A spawn attempted
@@ -66,16 +74,21 @@ CW_EXTERN void cw_executor_free(cw_executor *ex);
 CW_EXTERN cw_queue *cw_executor_queue(cw_executor *ex, uint32_t id);
 
 /**
- * Run the base (event_base_loop(base, EVLOOP_ONCE), repeatedly) until the
- * task behind join has ended, and return its status.
+ * Run the loop, one turn at a time (event_base_loop(base, EVLOOP_ONCE) on
+ * libevent, uv_run(loop, UV_RUN_ONCE) on libuv, a wait for completions on
+ * io_uring, the host's run_once hook under embed) until the task behind
+ * join has ended, and return its status.
  *
  * @return 0 (completed; the state is in cw_join_state()), -ECANCELED,
  *         ::CW_EPANIC; -EINVAL if ex or join is NULL or join belongs to
  *         another executor; -EBUSY if called from inside a task of ex
  *         (that would run the executor re-entrantly); -ESHUTDOWN if the
- *         executor is being freed; -EIO if event_base_loop() fails
- *         (for instance when called from a callback of the same base:
- *         libevent refuses re-entrant loops).
+ *         executor is being freed; -EIO if a turn of the loop fails
+ *         (for instance when called from a callback of the same libevent
+ *         base: libevent refuses re-entrant loops); -EAGAIN if the loop
+ *         had nothing left to wait for while the task lives (defensive:
+ *         the remote-wake fd stays watched while a task is alive);
+ *         -ENOTSUP under embed without a run_once hook.
  *         Does not free the join handle.
  *
  * Like any event loop waiting for an event that never fires, it does not
@@ -84,9 +97,6 @@ CW_EXTERN cw_queue *cw_executor_queue(cw_executor *ex, uint32_t id);
  * thread may still wake it.
  */
 CW_EXTERN int cw_executor_run_until(cw_executor *ex, cw_join *join);
-
-/** The event_base the executor runs in, or NULL if ex is NULL. */
-CW_EXTERN struct event_base *cw_executor_base(const cw_executor *ex);
 
 /** The executor's clock (the injected one in tests), in ns. 0 if ex is
  *  NULL. Executor thread. */

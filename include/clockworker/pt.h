@@ -102,7 +102,7 @@
  *                 r->err = -EMSGSIZE;
  *                 CW_RETURN(&r->pt);
  *             }
- *             cw_fdwait_init(&r->readable, r->fd, EV_READ);
+ *             cw_fdwait_init(&r->readable, r->fd, CW_FD_READ);
  *             CW_AWAIT(&r->pt, cw_fdwait_poll(&r->readable, cx));
  *             cw_fdwait_drop(&r->readable);
  *             n = recv(r->fd, r->buf + r->len, sizeof r->buf - r->len, 0);

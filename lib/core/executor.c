@@ -75,19 +75,17 @@ static uint32_t latency_rank(const uint64_t *val, uint32_t n, uint64_t t)
     return CW__EQ_NO_RANK;
 }
 
-int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor **out)
+int cw__executor_new(const cw_config *cfg, cw_executor **out)
 {
     int err = -ENOMEM;
 
-    if (out)
-        *out = NULL;
-    if (!base || !cfg || !out || cfg->nqueues == 0)
+    *out = NULL;
+    if (cfg->nqueues == 0)
         return -EINVAL;
 
     cw_executor *ex = cw__calloc(1, sizeof *ex);
     if (!ex)
         return -ENOMEM;
-    ex->base = base;
     ex->nqueues = cfg->nqueues;
     ex->driver_yield_ns = cfg->driver_yield_ns;
     ex->max_polls_per_yield = cfg->max_polls_per_yield;
@@ -161,8 +159,6 @@ int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor *
     ex->shared = sh;
     if ((err = cw__notify_open(sh)) < 0)
         goto fail;
-    if ((err = cw__driver_init(ex)) < 0)
-        goto fail;
     *out = ex;
     return 0;
 
@@ -203,7 +199,7 @@ void cw_executor_free(cw_executor *ex)
     cw__tasks_cancel_all(ex);
     cw__timers_free(ex);
     cw__fdwaits_free(ex);
-    cw__driver_free(ex);
+    cw__loop_free(ex);
     cw__slabs_detach(ex);
     ex->shared->ex = NULL;
     cw__shared_release(ex->shared, 1);
@@ -232,11 +228,6 @@ cw_queue *cw_executor_queue(cw_executor *ex, uint32_t id)
             hi = mid;
     }
     return NULL;
-}
-
-struct event_base *cw_executor_base(const cw_executor *ex)
-{
-    return ex ? ex->base : NULL;
 }
 
 uint64_t cw_executor_now(const cw_executor *ex)
@@ -290,12 +281,12 @@ void cw__executor_schedule(cw_executor *ex)
         atomic_store(&ex->shared->sleeping, 0);
     }
     ex->round_pending = true;
-    cw__driver_schedule(ex);
+    cw__loop_schedule(ex);
 }
 
 void cw__executor_update_watch(cw_executor *ex)
 {
-    cw__driver_watch_notify(ex, ex->stats.tasks_live > 0 && !ex->freeing);
+    cw__loop_watch_notify(ex, ex->stats.tasks_live > 0 && !ex->freeing);
 }
 
 /* Poll one task with catch_panics on: a cw_panic() lands back here
@@ -536,10 +527,10 @@ void cw__executor_round(cw_executor *ex)
         cw__executor_schedule(ex);
         return;
     }
-    /* Idle: libevent will wait for I/O from its cached time, which this
-     * round made stale (cw__driver_idle); let remote wakers know they
-     * must signal, then look once more. */
-    cw__driver_idle(ex);
+    /* Idle: the loop may block now (libevent refreshes its cached time,
+     * which this round made stale); let remote wakers know they must
+     * signal, then look once more. */
+    cw__loop_idle(ex);
     ex->idle = true;
     atomic_store(&ex->shared->sleeping, 1);
     if (atomic_load(&ex->shared->inbox)) {
@@ -562,7 +553,7 @@ int cw_executor_run_until(cw_executor *ex, cw_join *join)
     if (ex->freeing)
         return -ESHUTDOWN;
     while (!(t->flags & CW__T_DONE)) {
-        int r = cw__driver_loop_once(ex);
+        int r = cw__loop_run_once(ex);
         if (r < 0)
             return -EIO;
         if (r > 0 && !(t->flags & CW__T_DONE))

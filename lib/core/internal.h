@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "clockworker.h"
+#include "clockworker/driver.h"
 #include "eevdf.h"
 
 #define CW__MAX_SLICE_NS ((uint64_t)1 << 40)
@@ -392,13 +393,6 @@ struct cw_cx {
 #define CW__CLASS_STEP 16
 #define CW__NCLASSES 64
 
-struct cw__driver {
-    struct event *round_ev;
-    struct event *notify_ev;
-    struct event *timer_ev;
-    bool notify_watched;
-};
-
 /* The sleepers (time.c): a binary min-heap of cw_sleep * ordered by
  * (deadline, seq); each sleep keeps its slot in cw__index. The driver's
  * one timer is armed, when armed, at armed_at <= the root's deadline. */
@@ -412,7 +406,9 @@ struct cw__timers {
 };
 
 struct cw_executor {
-    struct event_base *base;
+    const cw_driver_ops *ops;  /* the loop (loop.c is the one caller) */
+    void *drv;                 /* its state */
+    bool notify_watched;       /* the remote-wake fd is watched */
     cw__shared *shared;
     cw_queue *queues;          /* by index (config order) */
     uint32_t *by_id;           /* indexes sorted by id */
@@ -455,7 +451,6 @@ struct cw_executor {
     sigjmp_buf *panic_jmp;
 
     struct cw__clock clock;    /* the default clock's state */
-    struct cw__driver drv;
     struct cw__timers timers;
     cw_fdwait *fdwaits;        /* waits that own an event (io.c) */
     cw__list partial[CW__NCLASSES]; /* slabs with room, by class */
@@ -502,6 +497,8 @@ static inline bool cw__on_thread(const cw__shared *sh)
     return sh->thread == &cw__thread_token;
 }
 
+/* The core's part of an executor, no driver yet (loop.c adds it). */
+int cw__executor_new(const cw_config *cfg, cw_executor **out);
 void cw__executor_schedule(cw_executor *ex);
 void cw__executor_yield_to_loop(cw_executor *ex); /* cw_cx_yield_to_loop() */
 void cw__executor_flush_soon(cw_executor *ex);    /* a reply to write soon */
@@ -569,7 +566,7 @@ static inline void cw__task_wake_local(cw_executor *ex, cw__task *t)
 
 /* ---- timers (time.c) ----------------------------------------------------- */
 void cw__timers_fire(cw_executor *ex, uint64_t now); /* wake sleeps due at now */
-void cw__executor_timers(cw_executor *ex);           /* the driver's timer fired */
+void cw__executor_timers(cw_executor *ex);           /* the loop's timer fired */
 void cw__timers_free(cw_executor *ex);               /* detach leftovers, free */
 /* Check the heap (order, slots, owner, wakers, arming); aborts on a
  * mismatch. O(n). Built with CW_DEBUG (the test library), every
@@ -577,26 +574,23 @@ void cw__timers_free(cw_executor *ex);               /* detach leftovers, free *
 void cw__timers_check(const cw_executor *ex);
 
 /* ---- fd readiness (io.c) ------------------------------------------------- */
-void cw__fdwait_fired(cw_fdwait *w, short what);    /* the driver's callback */
+void cw__fdwait_fired(cw_fdwait *w, short what);    /* the loop saw it ready */
 void cw__fdwaits_free(cw_executor *ex);             /* free leftovers' events */
 
-/* ---- the event loop driver (driver/libevent.c) --------------------------
- * The only file that calls libevent. Another loop would provide these. */
-int cw__driver_init(cw_executor *ex);
-void cw__driver_free(cw_executor *ex);
-void cw__driver_schedule(cw_executor *ex);            /* a round after I/O */
-/* Watch the remote-wake fd or not: 0, or -1 when libevent refuses (out
- * of memory: adding the event may allocate inside libevent). */
-int cw__driver_watch_notify(cw_executor *ex, bool on);
-void cw__driver_idle(cw_executor *ex);               /* a round left no work */
-int cw__driver_loop_once(cw_executor *ex);            /* run_until's step */
-void cw__driver_arm_timer(cw_executor *ex, uint64_t delay_ns); /* (re)arm */
-void cw__driver_disarm_timer(cw_executor *ex);
-/* One non-persistent event per cw_fdwait: new (NULL when out of memory),
- * add (0; -ENOMEM when libevent is out of memory, worth a retry; -1 when
- * it refuses the fd), free (removes it first). */
-struct event *cw__driver_fd_new(cw_executor *ex, evutil_socket_t fd, short what, cw_fdwait *w);
-int cw__driver_fd_add(struct event *ev);
-void cw__driver_fd_free(struct event *ev);
+/* ---- the loop (loop.c): the one file that calls the driver ------------
+ * Each is the driver op of the same name (driver.h) with the core's
+ * bookkeeping around it. */
+void cw__loop_schedule(cw_executor *ex);          /* a round after I/O */
+void cw__loop_idle(cw_executor *ex);              /* a round left no work */
+/* Watch the remote-wake fd or not: 0, or -1 when the loop refuses (out of
+ * memory: watching may allocate inside the loop). */
+int cw__loop_watch_notify(cw_executor *ex, bool on);
+void cw__loop_arm_timer(cw_executor *ex, uint64_t delay_ns);
+void cw__loop_disarm_timer(cw_executor *ex);
+void *cw__loop_fd_new(cw_executor *ex, int fd, short what, cw_fdwait *w);
+int cw__loop_fd_arm(cw_executor *ex, void *rec);
+void cw__loop_fd_free(cw_executor *ex, void *rec);
+int cw__loop_run_once(cw_executor *ex);
+void cw__loop_free(cw_executor *ex);
 
 #endif

@@ -1,21 +1,20 @@
 /*
  * io.c - cw_fdwait: fd readiness as a leaf future.
  *
- * One non-persistent libevent event per future, created at its first
- * PENDING poll and re-added for each later wait (no allocation after the
- * first). Non-persistent, because a level-triggered persistent event would
- * fire again on every loop pass until the task has run and drained the
- * fd. The futures that own an event are on a list of the executor (O(1)
- * link and unlink) so that cw_executor_free() can remove the events of
+ * One record of the loop per future (a libevent event, ...: driver.h's
+ * fd_new), made at its first PENDING poll and armed for one report at a
+ * time for each later wait (no allocation after the first on libevent).
+ * One-shot, because a level-triggered persistent watch would report
+ * again on every loop pass until the task has run and drained the fd.
+ * The futures that own a record are on a list of the executor (O(1)
+ * link and unlink) so that cw_executor_free() can free the records of
  * futures no drop function released.
  *
  * States: IDLE (zeroed or dropped: READY, revents 0) -> INIT (armed by
- * cw_fdwait_init, or after a completed wait) -> WAITING (event added,
+ * cw_fdwait_init, or after a completed wait) -> WAITING (record armed,
  * waker held) -> FIRED (callback ran, task woken) -> READY once -> INIT.
  */
 #include "config.h"
-
-#include <event2/event.h>
 
 #include "internal.h"
 
@@ -34,12 +33,12 @@ static void unlink_wait(cw_fdwait *w)
     w->cw__ex = NULL;
 }
 
-/* Free the event and the waker; the future becomes IDLE. */
+/* Free the record and the waker; the future becomes IDLE. */
 static void release(cw_fdwait *w)
 {
-    if (w->cw__ev) {
-        cw__driver_fd_free(w->cw__ev);
-        w->cw__ev = NULL;
+    if (w->cw__rec) {
+        cw__loop_fd_free(w->cw__ex, w->cw__rec);
+        w->cw__rec = NULL;
         unlink_wait(w);
     }
     cw_waker *k = w->cw__waker;
@@ -48,13 +47,13 @@ static void release(cw_fdwait *w)
     cw_waker_free(k);
 }
 
-void cw_fdwait_init(cw_fdwait *w, evutil_socket_t fd, short what)
+void cw_fdwait_init(cw_fdwait *w, int fd, short what)
 {
     if (!w)
         return;
     *w = (cw_fdwait){0};
     w->cw__fd = fd;
-    w->cw__what = (short)(what & (EV_READ | EV_WRITE));
+    w->cw__what = (short)(what & (CW_FD_READ | CW_FD_WRITE));
     w->cw__state = FD_INIT;
 }
 
@@ -89,10 +88,10 @@ cw_poll cw_fdwait_poll(cw_fdwait *w, cw_cx *cx)
     cw_waker *k = cw_cx_waker(cx);
     if (!k || !w->cw__what || w->cw__fd < 0)
         return failed(w); /* libevent would take fd -1 and never fire */
-    if (!w->cw__ev) {
+    if (!w->cw__rec) {
         cw_executor *ex = cx->ex;
-        w->cw__ev = cw__driver_fd_new(ex, w->cw__fd, w->cw__what, w);
-        if (!w->cw__ev) { /* out of memory: retry at the next poll */
+        w->cw__rec = cw__loop_fd_new(ex, w->cw__fd, w->cw__what, w);
+        if (!w->cw__rec) { /* out of memory: retry at the next poll */
             cw_waker_wake_by_ref(k);
             return CW_PENDING;
         }
@@ -103,7 +102,7 @@ cw_poll cw_fdwait_poll(cw_fdwait *w, cw_cx *cx)
             ex->fdwaits->cw__prev = w;
         ex->fdwaits = w;
     }
-    int err = cw__driver_fd_add(w->cw__ev);
+    int err = cw__loop_fd_arm(w->cw__ex, w->cw__rec);
     if (err == -ENOMEM) { /* out of memory: retry at the next poll */
         cw_waker_wake_by_ref(k);
         return CW_PENDING;
@@ -117,7 +116,7 @@ cw_poll cw_fdwait_poll(cw_fdwait *w, cw_cx *cx)
 
 void cw__fdwait_fired(cw_fdwait *w, short what)
 {
-    w->cw__revents = (short)(what & (EV_READ | EV_WRITE));
+    w->cw__revents = (short)(what & (CW_FD_READ | CW_FD_WRITE));
     w->cw__state = FD_FIRED;
     cw_waker *k = w->cw__waker;
     w->cw__waker = NULL;

@@ -338,14 +338,14 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
      * that event may allocate inside libevent: do it before anything
      * else, so that a failure leaves nothing spawned. */
     bool first = ex->stats.tasks_live == 0;
-    if (first && cw__driver_watch_notify(ex, true) < 0)
+    if (first && cw__loop_watch_notify(ex, true) < 0)
         return -ENOMEM;
     uint16_t x = (uint16_t)((drop ? CW__T_X_DROP : 0) | (join ? CW__T_X_JOIN : 0)
                             | (ex->hist_on ? CW__T_X_STAMP : 0));
     cw__task *t = task_alloc(ex, size, x);
     if (!t) {
         if (first)
-            cw__driver_watch_notify(ex, false);
+            cw__loop_watch_notify(ex, false);
         return -ENOMEM;
     }
     t->poll = poll;

@@ -164,7 +164,7 @@ static void rearm(cw_executor *ex, uint64_t now)
     if (!t->n) {
         if (t->armed) {
             t->armed = false;
-            cw__driver_disarm_timer(ex);
+            cw__loop_disarm_timer(ex);
         }
         return;
     }
@@ -173,7 +173,7 @@ static void rearm(cw_executor *ex, uint64_t now)
         return;
     t->armed = true;
     t->armed_at = d;
-    cw__driver_arm_timer(ex, d - now);
+    cw__loop_arm_timer(ex, d - now);
 }
 
 /* Out of ex's heap; the caller owns the waker that the sleep held. */
@@ -190,7 +190,7 @@ static cw_waker *unlink_sleep(cw_executor *ex, cw_sleep *s)
      * disarm it (event_base_dispatch() returns when nothing is left). */
     if (!t->n && t->armed) {
         t->armed = false;
-        cw__driver_disarm_timer(ex);
+        cw__loop_disarm_timer(ex);
     }
     return w;
 }
@@ -225,7 +225,7 @@ void cw__timers_catch_up(cw_executor *ex, uint64_t now)
 
 void cw__executor_timers(cw_executor *ex)
 {
-    ex->timers.armed = false; /* libevent removed the (one-shot) event */
+    ex->timers.armed = false; /* the loop's timer is one-shot */
     if (ex->freeing)
         return;
     /* Woken tasks schedule a round themselves (cw__task_enqueue). */
@@ -250,7 +250,7 @@ void cw__timers_free(cw_executor *ex)
     }
     if (t->armed) {
         t->armed = false;
-        cw__driver_disarm_timer(ex);
+        cw__loop_disarm_timer(ex);
     }
     cw__free(t->heap);
     t->heap = NULL;

@@ -501,7 +501,7 @@ void cw__spawn_remote_finish(cw_executor *ex, cw__task *t)
     cw_queue *q = cw__task_queue(ex, t);
     t->flags &= (uint16_t)~CW__T_SPAWNING;
     if (!ex->stats.tasks_live) /* (a spawner's anchor normally ensures it) */
-        cw__driver_watch_notify(ex, true);
+        cw__loop_watch_notify(ex, true);
     cw__slab_adopt(ex, t);
     ex->stats.tasks_live++;
     ex->stats.tasks_spawned++;
