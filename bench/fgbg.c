@@ -149,6 +149,8 @@
 
 #include <clockworker.h>
 
+#include "common.h"
+
 /* ---- settings ------------------------------------------------------------ */
 
 #define DEFAULT_FG_COUNT 5000u
@@ -196,26 +198,7 @@ struct opts {
     bool idle_queue;       /* --idle-queue */
 };
 
-/* ---- clocks, RNG, CPU work ----------------------------------------------- */
-
-static uint64_t ts_ns(const struct timespec *ts)
-{
-    return (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts_ns(&ts);
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts_ns(&ts);
-}
+/* ---- RNG, CPU work -------------------------------------------------------- */
 
 static bool burn_cpu; /* --burn cpu */
 static bool lev_refresh; /* --lev-refresh */
@@ -223,7 +206,7 @@ static bool lev_refresh; /* --lev-refresh */
 /* The clock CPU work spins on (--burn). */
 static uint64_t burn_clock(void)
 {
-    return burn_cpu ? thread_cpu_ns() : mono_ns();
+    return burn_cpu ? bench_thread_cpu_ns() : bench_mono_ns();
 }
 
 /* Busy CPU work: spin until us microseconds have passed (--burn cpu: until
@@ -372,7 +355,7 @@ static void progress(struct run *r, const char *state)
 /* The last foreground task ends the run: take the background count now. */
 static void fg_finished(struct run *r, struct fgrec *rec)
 {
-    rec->finish_ns = mono_ns();
+    rec->finish_ns = bench_mono_ns();
     r->done++;
     atomic_store_explicit(&r->done_pub, r->done, memory_order_relaxed);
     if (r->done == r->n) {
@@ -406,7 +389,7 @@ static void lev_fg_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (t->seg == 0)
-        t->rec->first_ns = mono_ns();
+        t->rec->first_ns = bench_mono_ns();
     burn_us(sp->cpu_us[t->seg]);
     if (t->seg + 1 < sp->nseg) {
         struct timeval tv = {0, (suseconds_t)sp->sleep_us[t->seg]};
@@ -518,7 +501,7 @@ static cw_poll cw_fg_poll(void *state, cw_cx *cx)
 {
     struct cw_fg *t = state;
     CW_BEGIN(&t->pt);
-    t->rec->first_ns = mono_ns();
+    t->rec->first_ns = bench_mono_ns();
     for (t->seg = 0;; t->seg++) {
         burn_us(t->rec->spec->cpu_us[t->seg]);
         if (t->seg + 1 >= t->rec->spec->nseg)
@@ -694,16 +677,6 @@ static int autogroup_nice(int nice)
     return 0;
 }
 
-static struct event_base *make_base(void)
-{
-    struct event_config *ec = event_config_new();
-    struct event_base *base = NULL;
-    if (ec && event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER) == 0)
-        base = event_base_new_with_config(ec);
-    event_config_free(ec);
-    return base;
-}
-
 static void *gen_main(void *arg)
 {
     struct run *r = arg;
@@ -721,7 +694,7 @@ static void *gen_main(void *arg)
         if (atomic_load_explicit(&r->gen_stop, memory_order_relaxed))
             return NULL;
         struct fgrec *rec = &r->rec[i];
-        rec->submit_ns = mono_ns();
+        rec->submit_ns = bench_mono_ns();
         mpsc_push(&r->q, &rec->node);
         uint64_t one = 1;
         if (write(r->efd, &one, sizeof one) < 0)
@@ -736,7 +709,7 @@ static void *gen_main(void *arg)
     while (!atomic_load_explicit(&r->gen_stop, memory_order_relaxed)) {
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
-        if (progress_tty && mono_ns() >= next_progress) {
+        if (progress_tty && bench_mono_ns() >= next_progress) {
             progress(r, "");
             next_progress += PROGRESS_NS;
         }
@@ -753,7 +726,7 @@ static void *bg_main(void *arg)
 
     pin_self(r->rt_cpu);
     r->nice_bg = set_nice(BG_NICE);
-    if (!(base = make_base()) || !(b = lev_bg_start(r, base, false))) {
+    if (!(base = bench_base_new(true)) || !(b = lev_bg_start(r, base, false))) {
         if (base)
             event_base_free(base);
         atomic_store(&r->bg_ready, -1);
@@ -772,7 +745,7 @@ static int setup(struct run *r)
     const struct variant *v = r->v;
     struct timeval tv = {(time_t)r->o->timeout_s, 0};
 
-    if (!(r->base = make_base()))
+    if (!(r->base = bench_base_new(true)))
         return r->err = "event_base_new", -1;
     if (v->prio && event_base_priority_init(r->base, 2) < 0)
         return r->err = "event_base_priority_init", -1;
@@ -884,7 +857,7 @@ static void *runtime_main(void *arg)
     if (r->v->kind == K_TWO)
         r->nice_fg = set_nice(FG_NICE);
     if (setup(r) == 0) {
-        r->t0 = mono_ns();
+        r->t0 = bench_mono_ns();
         if (pthread_create(&gen, NULL, gen_main, r) != 0)
             r->err = "pthread_create";
         else
@@ -892,7 +865,7 @@ static void *runtime_main(void *arg)
         if (gen_started && event_base_dispatch(r->base) < 0)
             r->err = "event_base_dispatch";
         if (r->done < r->n) {
-            r->t_end = mono_ns();
+            r->t_end = bench_mono_ns();
             r->bg_iters_end = atomic_load(&r->bg_iters);
         }
     }
@@ -916,25 +889,6 @@ struct result {
     double bg_rate;        /* iterations per second */
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array, in us. */
-static double pct_us(const uint64_t *v, size_t n, double q)
-{
-    if (n == 0)
-        return 0;
-    size_t k = (size_t)ceil(q * (double)n);
-    if (k < 1)
-        k = 1;
-    if (k > n)
-        k = n;
-    return (double)v[k - 1] / 1000.0;
-}
-
 static int summarize(const struct run *r, struct result *res)
 {
     uint64_t *qd = malloc((r->n ? r->n : 1) * sizeof *qd);
@@ -952,14 +906,14 @@ static int summarize(const struct run *r, struct result *res)
         if (rec->finish_ns)
             tl[nt++] = rec->finish_ns - rec->submit_ns;
     }
-    qsort(qd, nq, sizeof *qd, cmp_u64);
-    qsort(tl, nt, sizeof *tl, cmp_u64);
+    qsort(qd, nq, sizeof *qd, bench_cmp_u64);
+    qsort(tl, nt, sizeof *tl, bench_cmp_u64);
     memset(res, 0, sizeof *res);
     res->ran = true;
     res->completed = (unsigned)nt;
     for (int p = 0; p < NP; p++) {
-        res->qd[p] = pct_us(qd, nq, pq[p]);
-        res->tl[p] = pct_us(tl, nt, pq[p]);
+        res->qd[p] = (double)bench_pct(qd, nq, pq[p]) / 1000.0;
+        res->tl[p] = (double)bench_pct(tl, nt, pq[p]) / 1000.0;
     }
     if (r->t_end > r->t0)
         res->bg_rate = (double)r->bg_iters_end * 1e9 / (double)(r->t_end - r->t0);
@@ -983,20 +937,6 @@ static void write_csv_rows(FILE *f, const struct run *r)
             fprintf(f, "%.3f", (double)(rec->finish_ns - rec->submit_ns) / 1000.0);
         fputc('\n', f);
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-    if (n == 0)
-        return 0;
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Cell c of a result: 0..3 queue delay, 4..7 total latency, 8 bg rate. */
@@ -1029,7 +969,7 @@ static void median_result(const struct result *all, unsigned runs, size_t v, str
     for (int c = 0; c < NCELL; c++) {
         for (unsigned k = 0; k < runs; k++)
             vals[k] = cell(&all[k * NVAR + v], c);
-        set_cell(out, c, median(vals, runs));
+        set_cell(out, c, bench_median(vals, runs));
     }
 }
 
@@ -1042,7 +982,7 @@ static double median_ratio(const struct result *all, unsigned runs, size_t v, si
         double b = cell(&all[k * NVAR + base], c);
         vals[k] = b > 0 ? cell(&all[k * NVAR + v], c) / b : INFINITY;
     }
-    return median(vals, runs);
+    return bench_median(vals, runs);
 }
 
 static void fmt_ms(char *buf, size_t size, double us)
@@ -1176,20 +1116,12 @@ static const char *fg_latency_str(const struct opts *o)
     return buf;
 }
 
-static void json_pcts(FILE *f, const double *v)
-{
-    fputc('{', f);
-    for (int p = 0; p < NP; p++)
-        fprintf(f, "%s\"%s\": %.3f", p ? ", " : "", pkey[p], v[p]);
-    fputc('}', f);
-}
-
 static void json_result(FILE *f, const struct result *r)
 {
     fprintf(f, "\"queue_delay_us\": ");
-    json_pcts(f, r->qd);
+    bench_json_nums(f, pkey, r->qd, NP, 3);
     fprintf(f, ", \"total_latency_us\": ");
-    json_pcts(f, r->tl);
+    bench_json_nums(f, pkey, r->tl, NP, 3);
     fprintf(f, ", \"bg_iter_per_s\": %.1f, \"fg_completed\": %u", r->bg_rate, r->completed);
 }
 
@@ -1241,38 +1173,24 @@ static void usage(FILE *f)
     fprintf(f, "\n");
 }
 
-static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    if (!s || !*s || *s == '-' || *s == '+')
-        return false;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || *end || x > max)
-        return false;
-    *out = x;
-    return true;
-}
-
 static bool parse_variants(const char *s, bool *sel)
 {
-    char buf[256];
-    if (!s || strlen(s) >= sizeof buf)
+    const char *item;
+    size_t len;
+    bool any = false;
+    if (!s)
         return false;
-    strcpy(buf, s);
     memset(sel, 0, NVAR * sizeof *sel);
-    if (strcmp(buf, "all") == 0) {
+    if (strcmp(s, "all") == 0) {
         for (size_t v = 0; v < NVAR; v++)
             sel[v] = true;
         return true;
     }
-    bool any = false;
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        size_t v = 0;
-        while (v < NVAR && strcmp(variants[v].name, tok) != 0)
-            v++;
-        if (v == NVAR)
+    while (bench_list_next(&s, &item, &len)) {
+        if (len == 0) /* "a,,b" is a,b */
+            continue;
+        long v = bench_name_index(item, len, BENCH_NAMES(variants, name));
+        if (v < 0)
             return false;
         sel[v] = any = true;
     }
@@ -1315,15 +1233,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
             continue;
         }
         i++; /* every other option takes a value */
-        if (strcmp(a, "--fg-count") == 0 && parse_uint(val, 10000000, &x) && x > 0)
+        if (strcmp(a, "--fg-count") == 0 && bench_parse_uint(val, 10000000, &x) && x > 0)
             fg = (long long)x;
-        else if (strcmp(a, "--bg") == 0 && parse_uint(val, 100000, &x))
+        else if (strcmp(a, "--bg") == 0 && bench_parse_uint(val, 100000, &x))
             bg = (long long)x;
-        else if (strcmp(a, "--seed") == 0 && parse_uint(val, UINT64_MAX, &x))
+        else if (strcmp(a, "--seed") == 0 && bench_parse_uint(val, UINT64_MAX, &x))
             o->seed = x;
-        else if (strcmp(a, "--repeat") == 0 && parse_uint(val, 1000, &x) && x > 0)
+        else if (strcmp(a, "--repeat") == 0 && bench_parse_uint(val, 1000, &x) && x > 0)
             o->repeat = (unsigned)x;
-        else if (strcmp(a, "--timeout-s") == 0 && parse_uint(val, 1000000, &x) && x > 0)
+        else if (strcmp(a, "--timeout-s") == 0 && bench_parse_uint(val, 1000000, &x) && x > 0)
             o->timeout_s = (unsigned)x;
         else if (strcmp(a, "--json") == 0 && val && *val)
             o->json = val;
@@ -1334,11 +1252,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
         else if (strcmp(a, "--nice") == 0 && val && sscanf(val, "%d%n", &o->nice, &len) == 1
                  && !val[len] && o->nice >= -20 && o->nice <= 19)
             ;
-        else if (strcmp(a, "--bg-chunk-us") == 0 && parse_uint(val, 1000000, &x))
+        else if (strcmp(a, "--bg-chunk-us") == 0 && bench_parse_uint(val, 1000000, &x))
             o->bg_chunk_us = (unsigned)x;
         else if (strcmp(a, "--fg-latency-us") == 0 && val && strcmp(val, "none") == 0)
             o->fg_latency_ns = CW_LATENCY_NONE;
-        else if (strcmp(a, "--fg-latency-us") == 0 && parse_uint(val, 1000000000, &x) && x > 0)
+        else if (strcmp(a, "--fg-latency-us") == 0 && bench_parse_uint(val, 1000000000, &x) && x > 0)
             o->fg_latency_ns = x * 1000;
         else if (strcmp(a, "--burn") == 0 && val && strcmp(val, "cpu") == 0)
             burn_cpu = true;

@@ -106,6 +106,8 @@
 #include "clockworker/sync.h"
 #include "eevdf.h"
 
+#include "common.h"
+
 #define NOINLINE __attribute__((noinline))
 #define MAX_REPS 101
 
@@ -129,36 +131,9 @@ static void check(int err, const char *what)
         die("%s: %s", what, cw_strerror(err));
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-    double tmp[MAX_REPS];
-    memcpy(tmp, v, (size_t)n * sizeof *tmp);
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
-    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
-
 static struct event_base *base_new(bool precise)
 {
-    struct event_config *c = event_config_new();
-    if (!c)
-        die("event_config_new failed");
-    if (precise)
-        event_config_set_flag(c, EVENT_BASE_FLAG_PRECISE_TIMER);
-    struct event_base *b = event_base_new_with_config(c);
-    event_config_free(c);
+    struct event_base *b = bench_base_new(precise);
     if (!b)
         die("event_base_new failed");
     return b;
@@ -327,11 +302,11 @@ static NOINLINE double cwb_spawn_batch(struct env *e, cw_queue *q, uint32_t n)
 {
     uint64_t count = 0;
     struct trivial init = {&count};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     for (uint32_t i = 0; i < n; i++)
         check(cw_spawn(q, trivial_poll, &init, sizeof init, NULL, NULL), "cw_spawn");
     dispatch(e->base);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     if (count != n)
         die("spawn: %" PRIu64 " of %" PRIu32 " tasks ran", count, n);
     return (double)(t1 - t0) / n;
@@ -347,12 +322,12 @@ static void once_cb(evutil_socket_t fd, short what, void *arg)
 static NOINLINE double le_once_batch(struct event_base *b, uint32_t n)
 {
     uint64_t count = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     for (uint32_t i = 0; i < n; i++)
         if (event_base_once(b, -1, EV_TIMEOUT, once_cb, &count, NULL) < 0)
             die("event_base_once failed");
     dispatch(b);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     if (count != n)
         die("once: %" PRIu64 " of %" PRIu32 " callbacks ran", count, n);
     return (double)(t1 - t0) / n;
@@ -379,10 +354,10 @@ static NOINLINE double le_active_self(struct event_base *b, uint32_t n)
     a.ev = event_new(b, -1, 0, reactivate_cb, &a);
     if (!a.ev)
         die("event_new failed");
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     event_active(a.ev, EV_TIMEOUT, 1);
     dispatch(b);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     event_free(a.ev);
     if (a.count != n)
         die("active: %" PRIu64 " of %" PRIu32 " callbacks ran", a.count, n);
@@ -410,10 +385,10 @@ static NOINLINE double cwb_spawn_chain(struct env *e, cw_queue *q, uint32_t n)
     uint64_t count = 0;
     uint32_t left = n - 1;
     struct chain init = {&left, &count};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     check(cw_spawn(q, chain_poll, &init, sizeof init, NULL, NULL), "cw_spawn");
     dispatch(e->base);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     if (count != n)
         die("chain: %" PRIu64 " of %" PRIu32 " tasks ran", count, n);
     return (double)(t1 - t0) / n;
@@ -441,11 +416,11 @@ static void le_chain_cb(evutil_socket_t fd, short what, void *arg)
 static NOINLINE double le_once_chain(struct event_base *b, uint32_t n)
 {
     struct le_chain c = {b, n - 1, 0};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     if (event_base_once(b, -1, EV_TIMEOUT, le_chain_cb, &c, NULL) < 0)
         die("event_base_once failed");
     dispatch(b);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     if (c.count != n)
         die("once chain: %" PRIu64 " of %" PRIu32 " callbacks ran", c.count, n);
     return (double)(t1 - t0) / n;
@@ -469,7 +444,7 @@ static void run_spawn(void)
             v[2][r] = le_active_self(lb, n);
         }
         for (int k = 0; k < 3; k++)
-            R.spawn_ns[s][k] = median(v[k], P.reps);
+            R.spawn_ns[s][k] = bench_median(v[k], P.reps);
         if (s == 1) {
             cwb_spawn_chain(&e, q, n);
             le_once_chain(lb, n);
@@ -477,8 +452,8 @@ static void run_spawn(void)
                 v[0][r] = cwb_spawn_chain(&e, q, n);
                 v[1][r] = le_once_chain(lb, n);
             }
-            R.chain_ns[0] = median(v[0], P.reps);
-            R.chain_ns[1] = median(v[1], P.reps);
+            R.chain_ns[0] = bench_median(v[0], P.reps);
+            R.chain_ns[1] = bench_median(v[1], P.reps);
             /* the same batch on an executor whose clock costs nothing */
             uint64_t counter = 0;
             struct env ec;
@@ -487,7 +462,7 @@ static void run_spawn(void)
             cwb_spawn_batch(&ec, qc, n);
             for (int r = 0; r < P.reps; r++)
                 v[0][r] = cwb_spawn_batch(&ec, qc, n);
-            R.spawn_counter_ns = median(v[0], P.reps);
+            R.spawn_counter_ns = bench_median(v[0], P.reps);
             env_free(&ec);
             /* histograms on (ec) against off (e), alternating */
             g_hist = true;
@@ -499,8 +474,8 @@ static void run_spawn(void)
                 v[0][r] = cwb_spawn_batch(&ec, qc, n);
                 v[1][r] = cwb_spawn_batch(&e, q, n);
             }
-            R.spawn_hist_ns[0] = median(v[0], P.reps);
-            R.spawn_hist_ns[1] = median(v[1], P.reps);
+            R.spawn_hist_ns[0] = bench_median(v[0], P.reps);
+            R.spawn_hist_ns[1] = bench_median(v[1], P.reps);
             env_free(&ec);
         }
         event_base_free(lb);
@@ -528,9 +503,9 @@ static cw_poll yielder_poll(void *state, cw_cx *cx)
 /* Times the dispatch only; the tasks are spawned before. */
 static NOINLINE uint64_t cwb_yield_run(struct env *e)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     dispatch(e->base);
-    return now_ns() - t0;
+    return bench_mono_ns() - t0;
 }
 
 static double cwb_yield(struct env *e, cw_queue *q, uint32_t tasks, uint32_t k)
@@ -566,9 +541,9 @@ static void le_yield_cb(evutil_socket_t fd, short what, void *arg)
 
 static NOINLINE uint64_t le_yield_run(struct event_base *b)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     dispatch(b);
-    return now_ns() - t0;
+    return bench_mono_ns() - t0;
 }
 
 static double le_yield(struct event_base *b, struct le_yielder *ys, uint32_t tasks, uint32_t k)
@@ -587,10 +562,10 @@ static double le_yield(struct event_base *b, struct le_yielder *ys, uint32_t tas
 static NOINLINE double clock_cost(uint32_t n)
 {
     uint64_t sink = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     for (uint32_t i = 0; i < n; i++)
-        sink += now_ns();
-    uint64_t t1 = now_ns();
+        sink += bench_mono_ns();
+    uint64_t t1 = bench_mono_ns();
     if (sink == 42) /* keep the reads */
         fputc('\n', stderr);
     return (double)(t1 - t0) / n;
@@ -617,8 +592,8 @@ static void run_yield(void)
             v[0][r] = cwb_yield(&e, q, P.yield_tasks, k);
             v[1][r] = le_yield(lb, ys, P.yield_tasks, k);
         }
-        R.yield_ns[s][0] = median(v[0], P.reps);
-        R.yield_ns[s][1] = median(v[1], P.reps);
+        R.yield_ns[s][0] = bench_median(v[0], P.reps);
+        R.yield_ns[s][1] = bench_median(v[1], P.reps);
     }
     /* K = yield_k[1] on an executor whose clock costs nothing */
     uint64_t counter = 0;
@@ -628,7 +603,7 @@ static void run_yield(void)
     cwb_yield(&ec, qc, P.yield_tasks, P.yield_k[1]);
     for (int r = 0; r < P.reps; r++)
         v[0][r] = cwb_yield(&ec, qc, P.yield_tasks, P.yield_k[1]);
-    R.yield_counter_ns = median(v[0], P.reps);
+    R.yield_counter_ns = bench_median(v[0], P.reps);
     env_free(&ec);
     /* histograms on (ec) against off (e), alternating */
     g_hist = true;
@@ -640,13 +615,13 @@ static void run_yield(void)
         v[0][r] = cwb_yield(&ec, qc, P.yield_tasks, P.yield_k[1]);
         v[1][r] = cwb_yield(&e, q, P.yield_tasks, P.yield_k[1]);
     }
-    R.yield_hist_ns[0] = median(v[0], P.reps);
-    R.yield_hist_ns[1] = median(v[1], P.reps);
+    R.yield_hist_ns[0] = bench_median(v[0], P.reps);
+    R.yield_hist_ns[1] = bench_median(v[1], P.reps);
     env_free(&ec);
     /* what one read of the executor's default clock costs here */
     for (int r = 0; r < P.reps; r++)
         v[0][r] = clock_cost(P.yield_tasks * 1000u);
-    R.clock_ns = median(v[0], P.reps);
+    R.clock_ns = bench_median(v[0], P.reps);
     for (uint32_t i = 0; i < P.yield_tasks; i++)
         event_free(ys[i].ev);
     free(ys);
@@ -690,11 +665,11 @@ static NOINLINE double cwb_pingpong(struct env *e, cw_queue *q, uint32_t hops)
 {
     struct pp_shared sh = {{NULL, NULL}, 0, hops};
     struct pp a = {&sh, 0, false}, b = {&sh, 1, false};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     check(cw_spawn(q, pp_poll, &a, sizeof a, NULL, NULL), "cw_spawn");
     check(cw_spawn(q, pp_poll, &b, sizeof b, NULL, NULL), "cw_spawn");
     dispatch(e->base);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     cw_waker_free(sh.w[0]);
     cw_waker_free(sh.w[1]);
     if (sh.hops != hops)
@@ -739,10 +714,10 @@ static NOINLINE double le_pingpong(struct event_base *b, uint32_t hops)
     p.ev[1] = event_new(b, -1, 0, le_pp_cb1, &p);
     if (!p.ev[0] || !p.ev[1])
         die("event_new failed");
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     event_active(p.ev[0], EV_TIMEOUT, 1);
     dispatch(b);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     event_free(p.ev[0]);
     event_free(p.ev[1]);
     if (p.hops != hops)
@@ -793,11 +768,11 @@ static NOINLINE double cwb_chanhop(struct env *e, cw_queue *q, uint32_t hops)
     struct ch_task a = {.out = ab, .in = ba, .limit = rounds, .first = true};
     struct ch_task b = {.out = ba, .in = ab, .limit = rounds, .first = false};
     cw_join *ja, *jb;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     check(cw_spawn(q, ch_poll, &a, sizeof a, NULL, &ja), "cw_spawn");
     check(cw_spawn(q, ch_poll, &b, sizeof b, NULL, &jb), "cw_spawn");
     dispatch(e->base);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     if (cw_join_status(ja) != 0 || cw_join_status(jb) != 0)
         die("chan hop: tasks did not complete");
     uint64_t got = ((struct ch_task *)cw_join_state(ja))->v;
@@ -823,12 +798,12 @@ static void run_pingpong(void)
         v[0][r] = cwb_pingpong(&e, q, P.pp_hops);
         v[1][r] = le_pingpong(lb, P.pp_hops);
     }
-    R.pp_ns[0] = median(v[0], P.reps);
-    R.pp_ns[1] = median(v[1], P.reps);
+    R.pp_ns[0] = bench_median(v[0], P.reps);
+    R.pp_ns[1] = bench_median(v[1], P.reps);
     cwb_chanhop(&e, q, P.pp_hops);
     for (int r = 0; r < P.reps; r++)
         v[0][r] = cwb_chanhop(&e, q, P.pp_hops);
-    R.chan_ns = median(v[0], P.reps);
+    R.chan_ns = bench_median(v[0], P.reps);
     event_base_free(lb);
     env_free(&e);
     R.pingpong = true;
@@ -855,8 +830,7 @@ static void summarise(struct overshoots *o, double *p50, double *mean)
         die("timers: %" PRIu32 " of %" PRIu32 " sleeps fired", o->n, o->cap);
     for (uint32_t i = 0; i < o->n; i++)
         sum += o->us[i];
-    qsort(o->us, o->n, sizeof *o->us, cmp_double);
-    *p50 = o->n % 2 ? o->us[o->n / 2] : (o->us[o->n / 2 - 1] + o->us[o->n / 2]) / 2;
+    *p50 = bench_median(o->us, o->n);
     *mean = sum / o->n;
     o->n = 0;
 }
@@ -919,7 +893,7 @@ static void le_arm(struct le_sleeper *s)
 {
     struct timeval tv = {(time_t)(P.timer_ns / 1000000000u),
                          (suseconds_t)(P.timer_ns % 1000000000u / 1000)};
-    s->deadline = now_ns() + P.timer_ns;
+    s->deadline = bench_mono_ns() + P.timer_ns;
     if (evtimer_add(s->ev, &tv) < 0)
         die("evtimer_add failed");
 }
@@ -929,7 +903,7 @@ static void le_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct le_sleeper *s = arg;
     (void)fd;
     (void)what;
-    record(s->o, (int64_t)(now_ns() - s->deadline));
+    record(s->o, (int64_t)(bench_mono_ns() - s->deadline));
     if (--s->left)
         le_arm(s);
 }
@@ -978,8 +952,8 @@ static void run_timer(void)
             }
         }
         for (int k = 0; k < 2; k++) {
-            R.timer_p50[precise][k] = median(p50[k], P.reps);
-            R.timer_mean[precise][k] = median(mean[k], P.reps);
+            R.timer_p50[precise][k] = bench_median(p50[k], P.reps);
+            R.timer_mean[precise][k] = bench_median(mean[k], P.reps);
         }
         for (uint32_t i = 0; i < P.timer_tasks; i++)
             event_free(ss[i].ev);
@@ -1008,7 +982,7 @@ static NOINLINE double pure_pick(uint32_t n, uint32_t iters)
     }
     uint32_t rng = 12345;
     uint64_t sink = 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     for (uint32_t i = 0; i < iters; i++) {
         uint64_t slice;
         cw__eq *e = cw__eevdf_pick(&s, &slice);
@@ -1016,7 +990,7 @@ static NOINLINE double pure_pick(uint32_t n, uint32_t iters)
         sink += e->index + slice;
         cw__eevdf_charge(&s, 500 + (rng >> 16) % 1000, true);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     free(slots);
     free(eq);
     if (sink == 42) /* keep the loop's results alive */
@@ -1046,9 +1020,9 @@ static NOINLINE double exec_pick(struct env *e, uint32_t nq, uint32_t polls)
     for (uint32_t i = 0; i < nq; i++)
         check(cw_spawn(env_q(e, i), spinner_poll, &init, sizeof init, NULL, NULL), "cw_spawn");
     check(cw_executor_stats(e->ex, &s0), "cw_executor_stats");
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     dispatch(e->base);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     check(cw_executor_stats(e->ex, &s1), "cw_executor_stats");
     return (double)(t1 - t0) / (double)(s1.polls - s0.polls);
 }
@@ -1066,8 +1040,8 @@ static void run_pick(void)
             v[0][r] = pure_pick(n, P.pick_iters);
             v[1][r] = exec_pick(&e, n, P.pick_polls);
         }
-        R.pick_pure[s] = median(v[0], P.reps);
-        R.pick_poll[s] = median(v[1], P.reps);
+        R.pick_pure[s] = bench_median(v[0], P.reps);
+        R.pick_poll[s] = bench_median(v[1], P.reps);
         R.pick_exec[s] = R.pick_poll[s] - R.pick_poll[0];
         env_free(&e);
     }
@@ -1190,9 +1164,9 @@ static void run_memory(void)
         for (int k = 0; k < 3; k++)
             v[k][r] = out[k];
     }
-    R.mem_rss = median(v[0], P.reps);
-    R.mem_req = median(v[1], P.reps);
-    R.mem_le = median(v[2], P.reps);
+    R.mem_rss = bench_median(v[0], P.reps);
+    R.mem_req = bench_median(v[1], P.reps);
+    R.mem_le = bench_median(v[2], P.reps);
     R.memory = true;
 }
 
@@ -1272,7 +1246,7 @@ static NOINLINE void remote_rep(uint32_t nthreads, double *wps, double *cps)
         die("evtimer_new failed");
     struct cw_executor_stats s0, s1;
     check(cw_executor_stats(e.ex, &s0), "cw_executor_stats");
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_mono_ns();
     for (uint32_t k = 0; k < nthreads; k++) {
         th[k].w = w + k * P.remote_tasks;
         th[k].nw = P.remote_tasks;
@@ -1285,7 +1259,7 @@ static NOINLINE void remote_rep(uint32_t nthreads, double *wps, double *cps)
     if (evtimer_add(brk, &tv) < 0)
         die("evtimer_add failed");
     dispatch(e.base);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_mono_ns();
     check(cw_executor_stats(e.ex, &s1), "cw_executor_stats");
     atomic_store(&stop, true);
     uint64_t calls = 0;
@@ -1293,7 +1267,7 @@ static NOINLINE void remote_rep(uint32_t nthreads, double *wps, double *cps)
         pthread_join(th[k].th, NULL);
         calls += th[k].calls;
     }
-    uint64_t t2 = now_ns();
+    uint64_t t2 = bench_mono_ns();
     event_free(brk);
     for (uint32_t i = 0; i < ntasks; i++)
         cw_waker_free(w[i]);
@@ -1309,8 +1283,8 @@ static void run_remote(void)
     for (uint32_t n = 1; n <= 3; n++) {
         for (int r = 0; r < P.reps; r++)
             remote_rep(n, &v[0][r], &v[1][r]);
-        R.remote_wps[n - 1] = median(v[0], P.reps);
-        R.remote_calls[n - 1] = median(v[1], P.reps);
+        R.remote_wps[n - 1] = bench_median(v[0], P.reps);
+        R.remote_calls[n - 1] = bench_median(v[1], P.reps);
     }
     R.remote = true;
 }
@@ -1427,6 +1401,25 @@ static void print_table(void)
     fflush(stdout);
 }
 
+/* The keys of the JSON objects that pair a cw figure with its baselines. */
+static const char *const k_cw_le[] = {"cw", "libevent"};
+static const char *const k_spawn[] = {"cw", "libevent_once", "libevent_active"};
+static const char *const k_onoff[] = {"on", "off"};
+static const char *const k_threads[] = {"1", "2", "3"};
+
+/* {"<size 0>": {keys: row 0}, ...}: a figure at each of its 3 sizes, rows
+ * holding nkeys values per size. */
+static void json_by_size(FILE *f, const uint32_t *sizes, const char *const *keys,
+                         const double *rows, size_t nkeys)
+{
+    fprintf(f, "{");
+    for (int s = 0; s < 3; s++) {
+        fprintf(f, "%s\"%" PRIu32 "\": ", s ? ", " : "", sizes[s]);
+        bench_json_nums(f, keys, rows + (size_t)s * nkeys, nkeys, 3);
+    }
+    fprintf(f, "}");
+}
+
 static void write_json(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -1434,87 +1427,70 @@ static void write_json(const char *path)
     if (!f)
         die("%s: %s", path, strerror(errno));
     fprintf(f, "{\n");
-#define SEP() (fprintf(f, "%s", sep), sep = ",\n")
+    /* starts the next top-level member */
+#define KEY(name) (fprintf(f, "%s  \"%s\": ", sep, name), sep = ",\n")
     if (R.spawn) {
-        SEP();
-        fprintf(f, "  \"spawn_ns\": {\"cw\": %.3f, \"libevent_once\": %.3f, \"libevent_active\": %.3f}",
-                R.spawn_ns[1][0], R.spawn_ns[1][1], R.spawn_ns[1][2]);
-        SEP();
-        fprintf(f, "  \"spawn_ns_by_size\": {");
-        for (int s = 0; s < 3; s++)
-            fprintf(f, "%s\"%" PRIu32 "\": {\"cw\": %.3f, \"libevent_once\": %.3f, \"libevent_active\": %.3f}",
-                    s ? ", " : "", P.spawn_n[s], R.spawn_ns[s][0], R.spawn_ns[s][1],
-                    R.spawn_ns[s][2]);
-        fprintf(f, "}");
-        SEP();
-        fprintf(f, "  \"spawn_chain_ns\": {\"cw\": %.3f, \"libevent_once\": %.3f}", R.chain_ns[0],
-                R.chain_ns[1]);
-        SEP();
-        fprintf(f, "  \"spawn_ns_counter_clock\": %.3f", R.spawn_counter_ns);
-        SEP();
-        fprintf(f, "  \"spawn_ns_histograms\": {\"on\": %.3f, \"off\": %.3f}",
-                R.spawn_hist_ns[0], R.spawn_hist_ns[1]);
+        KEY("spawn_ns");
+        bench_json_nums(f, k_spawn, R.spawn_ns[1], 3, 3);
+        KEY("spawn_ns_by_size");
+        json_by_size(f, P.spawn_n, k_spawn, &R.spawn_ns[0][0], 3);
+        KEY("spawn_chain_ns");
+        bench_json_nums(f, k_spawn, R.chain_ns, 2, 3);
+        KEY("spawn_ns_counter_clock");
+        fprintf(f, "%.3f", R.spawn_counter_ns);
+        KEY("spawn_ns_histograms");
+        bench_json_nums(f, k_onoff, R.spawn_hist_ns, 2, 3);
     }
     if (R.yield) {
-        SEP();
-        fprintf(f, "  \"yield_ns\": {\"cw\": %.3f, \"libevent\": %.3f}", R.yield_ns[1][0],
-                R.yield_ns[1][1]);
-        SEP();
-        fprintf(f, "  \"yield_ns_by_k\": {");
-        for (int s = 0; s < 3; s++)
-            fprintf(f, "%s\"%" PRIu32 "\": {\"cw\": %.3f, \"libevent\": %.3f}", s ? ", " : "",
-                    P.yield_k[s], R.yield_ns[s][0], R.yield_ns[s][1]);
-        fprintf(f, "}");
-        SEP();
-        fprintf(f, "  \"yield_ns_counter_clock\": %.3f", R.yield_counter_ns);
-        SEP();
-        fprintf(f, "  \"yield_ns_histograms\": {\"on\": %.3f, \"off\": %.3f}",
-                R.yield_hist_ns[0], R.yield_hist_ns[1]);
-        SEP();
-        fprintf(f, "  \"clock_gettime_ns\": %.3f", R.clock_ns);
+        KEY("yield_ns");
+        bench_json_nums(f, k_cw_le, R.yield_ns[1], 2, 3);
+        KEY("yield_ns_by_k");
+        json_by_size(f, P.yield_k, k_cw_le, &R.yield_ns[0][0], 2);
+        KEY("yield_ns_counter_clock");
+        fprintf(f, "%.3f", R.yield_counter_ns);
+        KEY("yield_ns_histograms");
+        bench_json_nums(f, k_onoff, R.yield_hist_ns, 2, 3);
+        KEY("clock_gettime_ns");
+        fprintf(f, "%.3f", R.clock_ns);
     }
     if (R.pingpong) {
-        SEP();
-        fprintf(f, "  \"pingpong_ns\": {\"cw\": %.3f, \"libevent\": %.3f}", R.pp_ns[0], R.pp_ns[1]);
-        SEP();
-        fprintf(f, "  \"chan_hop_ns\": %.3f", R.chan_ns);
+        KEY("pingpong_ns");
+        bench_json_nums(f, k_cw_le, R.pp_ns, 2, 3);
+        KEY("chan_hop_ns");
+        fprintf(f, "%.3f", R.chan_ns);
     }
     if (R.timer) {
-        SEP();
-        fprintf(f, "  \"timer_overshoot_us\": {\"cw\": %.3f, \"libevent\": %.3f}", R.timer_p50[0][0],
-                R.timer_p50[0][1]);
-        SEP();
-        fprintf(f, "  \"timer_overshoot_us_precise\": {\"cw\": %.3f, \"libevent\": %.3f}",
-                R.timer_p50[1][0], R.timer_p50[1][1]);
+        KEY("timer_overshoot_us");
+        bench_json_nums(f, k_cw_le, R.timer_p50[0], 2, 3);
+        KEY("timer_overshoot_us_precise");
+        bench_json_nums(f, k_cw_le, R.timer_p50[1], 2, 3);
     }
     if (R.pick) {
         const char *keys[3] = {"pick_ns", "pick_exec_ns", "pick_poll_ns"};
         const double *vals[3] = {R.pick_pure, R.pick_exec, R.pick_poll};
         for (int k = 0; k < 3; k++) {
-            SEP();
-            fprintf(f, "  \"%s\": {", keys[k]);
+            KEY(keys[k]);
+            fprintf(f, "{");
             for (int s = 0; s < 6; s++)
                 fprintf(f, "%s\"%" PRIu32 "\": %.3f", s ? ", " : "", pick_sizes[s], vals[k][s]);
             fprintf(f, "}");
         }
     }
     if (R.memory) {
-        SEP();
-        fprintf(f, "  \"task_overhead_bytes\": %.3f", R.mem_rss);
-        SEP();
-        fprintf(f, "  \"task_overhead_requested_bytes\": %.3f", R.mem_req);
-        SEP();
-        fprintf(f, "  \"libevent_once_bytes\": %.3f", R.mem_le);
+        KEY("task_overhead_bytes");
+        fprintf(f, "%.3f", R.mem_rss);
+        KEY("task_overhead_requested_bytes");
+        fprintf(f, "%.3f", R.mem_req);
+        KEY("libevent_once_bytes");
+        fprintf(f, "%.3f", R.mem_le);
     }
     if (R.remote) {
-        SEP();
-        fprintf(f, "  \"remote_wakes_per_s\": {\"1\": %.0f, \"2\": %.0f, \"3\": %.0f}",
-                R.remote_wps[0], R.remote_wps[1], R.remote_wps[2]);
-        SEP();
-        fprintf(f, "  \"remote_wake_calls_per_s\": {\"1\": %.0f, \"2\": %.0f, \"3\": %.0f}",
-                R.remote_calls[0], R.remote_calls[1], R.remote_calls[2]);
+        KEY("remote_wakes_per_s");
+        bench_json_nums(f, k_threads, R.remote_wps, 3, 0);
+        KEY("remote_wake_calls_per_s");
+        bench_json_nums(f, k_threads, R.remote_calls, 3, 0);
     }
-#undef SEP
+#undef KEY
     fprintf(f, "\n}\n");
     if (fclose(f) != 0)
         die("%s: write failed", path);
@@ -1541,21 +1517,15 @@ static unsigned parse_only(const char *list)
                  {"timer", F_TIMER}, {"pick", F_PICK},   {"memory", F_MEM},
                  {"remote", F_REMOTE}};
     unsigned mask = 0;
-    const char *p = list;
-    while (*p) {
-        size_t len = strcspn(p, ",");
-        size_t i;
-        for (i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (strlen(names[i].name) == len && strncmp(p, names[i].name, len) == 0)
-                break;
-        if (i == sizeof names / sizeof names[0]) {
-            fprintf(stderr, "overhead: unknown figure \"%.*s\"\n", (int)len, p);
+    const char *item;
+    size_t len;
+    while (bench_list_next(&list, &item, &len)) {
+        long i = bench_name_index(item, len, BENCH_NAMES(names, name));
+        if (i < 0) { /* an empty item too: "spawn,,yield" */
+            fprintf(stderr, "overhead: unknown figure \"%.*s\"\n", (int)len, item);
             usage();
         }
         mask |= names[i].bit;
-        p += len;
-        if (*p == ',')
-            p++;
     }
     if (!mask)
         usage();
