@@ -38,7 +38,7 @@ static cw_poll waiter_poll(void *state, cw_cx *cx)
         if (!s->revents)
             return CW_READY; /* failed wait */
         char buf[64];
-        if (s->revents & EV_READ)
+        if (s->revents & CW_FD_READ)
             (void)!read(s->w.cw__fd, buf, sizeof buf);
     }
     return CW_READY;
@@ -84,7 +84,7 @@ START_TEST(readable_fd_wakes_the_waiting_task)
     int sv[2];
     tenv_init(&env, one_queue(), 1);
     pair(sv);
-    waiter s = make_waiter(sv[0], EV_READ, 1, NULL);
+    waiter s = make_waiter(sv[0], CW_FD_READ, 1, NULL);
     cw_join *j;
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &s, sizeof s, waiter_drop, &j);
     turns(&env, 5);
@@ -93,7 +93,7 @@ START_TEST(readable_fd_wakes_the_waiting_task)
     ck_assert_int_eq(write(sv[1], "x", 1), 1);
     ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
     waiter *out = cw_join_state(j);
-    ck_assert_int_eq(out->revents, EV_READ);
+    ck_assert_int_eq(out->revents, CW_FD_READ);
     ck_assert_int_eq(out->polls, 2); /* one to wait, one when woken */
     cw_join_free(j);                 /* drop: the event goes */
     ck_assert_ptr_null(env.ex->fdwaits);
@@ -109,7 +109,7 @@ START_TEST(one_event_per_future_created_lazily_and_reused)
     int sv[2];
     tenv_init(&env, one_queue(), 1);
     pair(sv);
-    waiter s = make_waiter(sv[0], EV_READ, 5, NULL);
+    waiter s = make_waiter(sv[0], CW_FD_READ, 5, NULL);
     ck_assert_ptr_null(s.w.cw__rec); /* none before the first poll */
     cw_join *j;
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &s, sizeof s, waiter_drop, &j);
@@ -134,9 +134,9 @@ START_TEST(two_tasks_waiting_on_one_fd_are_both_woken)
     int sv[2];
     tenv_init(&env, one_queue(), 1);
     pair(sv);
-    /* EV_WRITE on the other end too, and a read waiter that does not read */
-    waiter a = make_waiter(sv[0], EV_READ, 1, NULL);
-    waiter b = make_waiter(sv[0], EV_READ, 1, NULL);
+    /* CW_FD_WRITE on the other end too, and a read waiter that does not read */
+    waiter a = make_waiter(sv[0], CW_FD_READ, 1, NULL);
+    waiter b = make_waiter(sv[0], CW_FD_READ, 1, NULL);
     cw_join *ja, *jb;
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &a, sizeof a, waiter_drop, &ja);
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &b, sizeof b, waiter_drop, &jb);
@@ -158,11 +158,11 @@ START_TEST(writable_fd_is_ready_after_one_wait)
     int sv[2];
     tenv_init(&env, one_queue(), 1);
     pair(sv);
-    waiter s = make_waiter(sv[1], EV_WRITE, 1, NULL);
+    waiter s = make_waiter(sv[1], CW_FD_WRITE, 1, NULL);
     cw_join *j;
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &s, sizeof s, waiter_drop, &j);
     ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
-    ck_assert_int_eq(((waiter *)cw_join_state(j))->revents, EV_WRITE);
+    ck_assert_int_eq(((waiter *)cw_join_state(j))->revents, CW_FD_WRITE);
     cw_join_free(j);
     close(sv[0]);
     close(sv[1]);
@@ -176,7 +176,7 @@ START_TEST(abort_while_waiting_removes_the_event_before_drop_returns)
     int sv[2], drops = 0;
     tenv_init(&env, one_queue(), 1);
     pair(sv);
-    waiter s = make_waiter(sv[0], EV_READ, 1, &drops);
+    waiter s = make_waiter(sv[0], CW_FD_READ, 1, &drops);
     cw_join *j;
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &s, sizeof s, waiter_drop, &j);
     turns(&env, 3);
@@ -188,8 +188,8 @@ START_TEST(abort_while_waiting_removes_the_event_before_drop_returns)
     /* the fd becomes ready: nothing may fire into the freed state */
     ck_assert_int_eq(write(sv[1], "x", 1), 1);
     turns(&env, 3);
-    /* and the base holds nothing of ours any more */
-    ck_assert_int_eq(event_base_loop(env.base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 1);
+    /* and the loop holds nothing of ours any more */
+    ck_assert_int_eq(tenv_run_once(&env), 1);
     close(sv[0]);
     close(sv[1]);
     tenv_free(&env);
@@ -202,20 +202,20 @@ START_TEST(executor_free_removes_events_a_drop_forgot)
     int sv[2], drops = 0;
     tenv_init(&env, one_queue(), 1);
     pair(sv);
-    waiter s = make_waiter(sv[0], EV_READ, 1, &drops);
+    waiter s = make_waiter(sv[0], CW_FD_READ, 1, &drops);
     s.forget_drop = true;
     cw_join *j;
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &s, sizeof s, waiter_drop, &j);
     turns(&env, 3);
-    struct event_base *base = env.base;
     cw_executor_free(env.ex);
+    env.ex = NULL;
     ck_assert_int_eq(drops, 1);
     ck_assert_int_eq(cw_join_status(j), -ECANCELED);
-    /* nothing of the executor is left in the base */
+    /* nothing of the executor is left in the loop */
     ck_assert_int_eq(write(sv[1], "x", 1), 1);
-    ck_assert_int_eq(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 1);
+    ck_assert_int_eq(tenv_run_once(&env), 1);
     cw_join_free(j);
-    event_base_free(base);
+    env.drv->free(&env);
     close(sv[0]);
     close(sv[1]);
 }
@@ -235,20 +235,20 @@ START_TEST(bad_fd_or_what_fails_with_ready_and_no_events)
     tenv env;
     tenv_init(&env, one_queue(), 1);
     cw_fdwait w;
-    cw_fdwait_init(&w, -1, EV_READ);
+    cw_fdwait_init(&w, -1, CW_FD_READ);
     cw_join *j;
     cw_spawn(cw_executor_queue(env.ex, 0), bad_poll, &w, sizeof w, NULL, &j);
     ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
     ck_assert(g_polled_ready);
     cw_join_free(j);
-    cw_fdwait_init(&w, 1000, EV_READ); /* not open: epoll refuses it */
+    cw_fdwait_init(&w, 1000, CW_FD_READ); /* not open: epoll refuses it */
     ck_assert_int_eq(fcntl(1000, F_GETFD), -1);
     g_polled_ready = 0;
     cw_spawn(cw_executor_queue(env.ex, 0), bad_poll, &w, sizeof w, NULL, &j);
     ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
     ck_assert(g_polled_ready);
     cw_join_free(j);
-    cw_fdwait_init(&w, 0, 0); /* neither EV_READ nor EV_WRITE */
+    cw_fdwait_init(&w, 0, 0); /* neither CW_FD_READ nor CW_FD_WRITE */
     g_polled_ready = 0;
     cw_spawn(cw_executor_queue(env.ex, 0), bad_poll, &w, sizeof w, NULL, &j);
     ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
@@ -269,10 +269,10 @@ START_TEST(null_arguments_are_harmless)
 {
     cw_fdwait w;
     ck_assert_int_eq(cw_fdwait_poll(NULL, NULL), CW_READY);
-    cw_fdwait_init(NULL, 0, EV_READ);
+    cw_fdwait_init(NULL, 0, CW_FD_READ);
     cw_fdwait_drop(NULL);
     ck_assert_int_eq(cw_fdwait_revents(NULL), 0);
-    cw_fdwait_init(&w, 0, EV_READ);
+    cw_fdwait_init(&w, 0, CW_FD_READ);
     ck_assert_int_eq(cw_fdwait_poll(&w, NULL), CW_READY); /* no task: fails */
     ck_assert_int_eq(cw_fdwait_revents(&w), 0);
     cw_fdwait_drop(&w);
@@ -287,9 +287,9 @@ START_TEST(dispatch_returns_once_the_reader_is_done)
     tenv_init(&env, one_queue(), 0);
     pair(sv);
     ck_assert_int_eq(write(sv[1], "abc", 3), 3);
-    waiter s = make_waiter(sv[0], EV_READ, 1, NULL);
+    waiter s = make_waiter(sv[0], CW_FD_READ, 1, NULL);
     cw_spawn(cw_executor_queue(env.ex, 0), waiter_poll, &s, sizeof s, waiter_drop, NULL);
-    ck_assert_int_eq(event_base_dispatch(env.base), 1);
+    ck_assert_int_eq(tenv_dispatch(&env), 1);
     struct cw_executor_stats st;
     cw_executor_stats(env.ex, &st);
     ck_assert_uint_eq(st.tasks_completed, 1);

@@ -505,7 +505,7 @@ START_TEST(executor_new_fails_cleanly_at_every_allocation)
     /* memory is back: the same config builds a working executor */
     ck_assert_int_eq(cw_executor_new(base, cfg, &ex), 0);
     cw_config_free(cfg);
-    tenv env = {.base = base, .ex = ex};
+    tenv env = {.base = base, .loop = base, .drv = &tdrv_libevent, .ex = ex};
     assert_spawn_and_run_works(&env);
     assert_remote_wake_works(&env);
     cw_executor_free(ex);

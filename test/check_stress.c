@@ -871,7 +871,7 @@ START_TEST(executor_freed_while_three_threads_wake)
     }
     for (int i = 0; i < NTHREADS; i++)
         ck_assert_int_eq(pthread_join(hs[i].th, NULL), 0);
-    event_base_free(wd.env.base);
+    wd.env.drv->free(&wd.env); /* the loop, after its executor */
     wd.env.base = NULL;
 
     for (uint64_t id = 1; id < wd.next_id; id++)

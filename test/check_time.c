@@ -145,7 +145,7 @@ static void fire_timer(tenv *env)
     settle(env);
     ck_assert(!env->ex->round_pending);
     ck_assert(env->ex->timers.armed);
-    ck_assert_int_eq(event_base_loop(env->base, EVLOOP_ONCE), 0);
+    ck_assert_int_eq(tenv_run_once(env), 0);
     settle(env);
 }
 
@@ -701,7 +701,7 @@ START_TEST(abort_while_sleeping_removes_the_timer_and_nothing_fires_later)
     env.clk.now = t0 + 1000 * US;
     /* nothing is left in the base: the timer was deleted, so the loop has
      * no event at all and returns 1 at once instead of blocking */
-    ck_assert_int_eq(event_base_loop(env.base, EVLOOP_ONCE), 1);
+    ck_assert_int_eq(tenv_run_once(&env), 1);
     ck_assert_int_eq(g_nwake, 0);
     ck_assert_int_eq(g_polls_of[0], 1);
     tenv_free(&env);
@@ -863,7 +863,7 @@ END_TEST
 
 /* ---- the real loop, real clock ------------------------------------------------- */
 
-START_TEST(event_base_dispatch_returns_once_all_sleeping_tasks_finished)
+START_TEST(dispatch_returns_once_all_sleeping_tasks_finished)
 {
     tenv env;
     tenv_init(&env, one_queue_cfg(), 0);
@@ -874,7 +874,7 @@ START_TEST(event_base_dispatch_returns_once_all_sleeping_tasks_finished)
     for (int i = 0; i < 6; i++)
         spawn_until(&env, i, t0 + d[i], 0, NULL);
     spawn_for(&env, 6, 1 * MS, NULL); /* relative, on the real clock */
-    ck_assert_int_eq(event_base_dispatch(env.base), 1); /* 1: no events left */
+    ck_assert_int_eq(tenv_dispatch(&env), 1); /* 1: no events left */
     ck_assert_int_eq(g_nwake, 7);
     ck_assert_uint_eq(live_tasks(&env), 0);
     ck_assert_uint_eq(env.ex->timers.n, 0);
@@ -999,7 +999,7 @@ int main(void)
     tcase_add_test(tc, executor_free_with_sleeping_tasks_drops_them_all);
     tcase_add_test(tc, executor_free_detaches_sleeps_a_drop_function_forgot);
     tcase_add_test(tc, heap_invariant_holds_after_random_inserts_and_removes);
-    tcase_add_test(tc, event_base_dispatch_returns_once_all_sleeping_tasks_finished);
+    tcase_add_test(tc, dispatch_returns_once_all_sleeping_tasks_finished);
     tcase_add_test(tc, run_until_returns_when_the_sleep_ends);
     tcase_add_test(tc, null_arguments_are_no_ops_and_polls_never_hang);
     tcase_add_test(tc, a_sleep_of_uint64_max_saturates_and_never_fires);

@@ -1,4 +1,6 @@
 #define _GNU_SOURCE /* pipe2() */
+#include "config.h"
+
 #include "testutil.h"
 
 #include <errno.h>
@@ -18,29 +20,117 @@ uint64_t fake_now(void *arg)
     return ((fake_clock *)arg)->now;
 }
 
-void tenv_init(tenv *env, cw_config *cfg, int fake)
+/* ---- the drivers (tdrv.h) ------------------------------------------------- */
+
+static int lev_init(tenv *env, cw_config *cfg)
 {
-    env->clk.now = 1000000000ull;
     env->base = event_base_new();
     ck_assert_ptr_nonnull(env->base);
+    env->loop = env->base;
+    int err = cw_executor_new(env->base, cfg, &env->ex);
+    if (err < 0) {
+        event_base_free(env->base);
+        env->base = env->loop = NULL;
+    }
+    return err;
+}
+
+static void lev_turn(tenv *env)
+{
+    ck_assert_int_ge(event_base_loop(env->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+}
+
+static int lev_run_once(tenv *env)
+{
+    return event_base_loop(env->base, EVLOOP_ONCE);
+}
+
+static int lev_dispatch(tenv *env)
+{
+    return event_base_dispatch(env->base);
+}
+
+static void lev_free(tenv *env)
+{
+    event_base_free(env->base);
+}
+
+const tdriver tdrv_libevent = {"libevent", lev_init, lev_turn, lev_run_once, lev_dispatch,
+                               lev_free};
+
+static const tdriver *const drivers[] = {
+    &tdrv_libevent,
+#ifdef CW_TEST_EMBED
+    &tdrv_embed,
+#endif
+#ifdef CW_TEST_LIBUV
+    &tdrv_uv,
+#endif
+#ifdef CW_TEST_URING
+    &tdrv_uring,
+#endif
+};
+
+const tdriver *tdrv_current(void)
+{
+    static const tdriver *cur;
+    if (cur)
+        return cur;
+    const char *name = getenv("CW_TEST_DRIVER");
+    if (!name || !*name)
+        name = "libevent";
+    for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
+        if (strcmp(drivers[i]->name, name) == 0)
+            return cur = drivers[i];
+    if (!strcmp(name, "embed") || !strcmp(name, "libuv") || !strcmp(name, "uring")) {
+        printf("SKIP: the %s driver is not built\n", name);
+        exit(77);
+    }
+    fprintf(stderr, "CW_TEST_DRIVER=%s: no such driver\n", name);
+    exit(99);
+}
+
+int tdrv_is_libevent(void)
+{
+    return tdrv_current() == &tdrv_libevent;
+}
+
+void tenv_init(tenv *env, cw_config *cfg, int fake)
+{
+    *env = (tenv){0};
+    env->clk.now = 1000000000ull;
+    env->drv = tdrv_current();
     if (fake)
         cw_config_set_clock(cfg, fake_now, &env->clk);
-    int err = cw_executor_new(env->base, cfg, &env->ex);
-    ck_assert_msg(err == 0, "cw_executor_new: %s", cw_strerror(err));
+    int err = env->drv->init(env, cfg);
+    ck_assert_msg(err == 0, "cw_executor_new on %s: %s", env->drv->name, cw_strerror(err));
+    ck_assert_str_eq(cw_loop_name(cw_executor_loop(env->ex)), env->drv->name);
     cw_config_free(cfg);
 }
 
 void tenv_free(tenv *env)
 {
     cw_executor_free(env->ex);
-    event_base_free(env->base);
+    env->drv->free(env);
     env->ex = NULL;
     env->base = NULL;
+    env->loop = NULL;
+    env->host = NULL;
 }
 
 void tenv_turn(tenv *env)
 {
-    ck_assert_int_ge(event_base_loop(env->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+    env->drv->turn(env);
+}
+
+int tenv_run_once(tenv *env)
+{
+    return env->drv->run_once(env);
+}
+
+int tenv_dispatch(tenv *env)
+{
+    return env->drv->dispatch(env);
 }
 
 void turns(tenv *env, int n)
@@ -81,6 +171,9 @@ size_t collect_child(pid_t pid, int fd, char *buf, size_t cap, int *status, pid_
 
 int run_suite(Suite *s)
 {
+    /* which loop the suite runs on, in its log next to Check's summary */
+    printf("driver: %s\n", tdrv_current()->name);
+    fflush(stdout);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "clockworker.h"
+#include "tdrv.h"
 
 /* A clock the test advances by hand (ns). */
 typedef struct fake_clock {
@@ -17,21 +18,33 @@ typedef struct fake_clock {
 
 uint64_t fake_now(void *arg);
 
-/* A base and an executor on it. */
-typedef struct tenv {
-    struct event_base *base;
+/* A loop and an executor on it, on the driver CW_TEST_DRIVER names
+ * (tdrv.h). */
+struct tenv {
+    struct event_base *base; /* on libevent; NULL on the other loops */
+    void *loop;              /* the driver's own loop object, if any */
+    void *host;              /* the driver table's state, if any */
+    const tdriver *drv;
     cw_executor *ex;
     fake_clock clk;
-} tenv;
+};
 
 /* Build an executor from cfg (which is freed). With fake != 0 the executor
  * uses env->clk. Fails the test on error. */
 void tenv_init(tenv *env, cw_config *cfg, int fake);
 void tenv_free(tenv *env);
 
-/* One non-blocking turn of the loop (EVLOOP_ONCE | EVLOOP_NONBLOCK):
- * runs a pending round if any, then returns. */
+/* One non-blocking turn of the loop (EVLOOP_ONCE | EVLOOP_NONBLOCK on
+ * libevent): runs a pending round if any, then returns. */
 void tenv_turn(tenv *env);
+
+/* One blocking turn (EVLOOP_ONCE): 0, or 1 when nothing was left to wait
+ * for. */
+int tenv_run_once(tenv *env);
+
+/* Run the loop until nothing is left (event_base_dispatch()): 1 when it
+ * ran out of work. */
+int tenv_dispatch(tenv *env);
 
 /* n turns of tenv_turn(). */
 void turns(tenv *env, int n);
