@@ -28,6 +28,10 @@
 
 #define CW__MAX_SLICE_NS ((uint64_t)1 << 40)
 
+/* Largest state cw_spawn() and cw_spawn_remote() accept: keeps size
+ * arithmetic far from overflow. */
+#define CW__MAX_STATE ((size_t)1 << 40)
+
 /* An internal invariant on the poll path, where it would cost a compare
  * and a branch per poll: checked in the test build (CW_DEBUG, which runs
  * every suite) and compiled out of the installed library. Everywhere
@@ -321,7 +325,7 @@ cw__task *cw__task_alloc_remote(cw__shared *sh, size_t state_size, uint16_t xfla
 void cw__slab_adopt(cw_executor *ex, cw__task *t);
 void cw__task_free_unadopted(cw__task *t);
 
-/* ---- cw_spawn_remote (sync_remote.c) --------------------------------------
+/* ---- cw_spawn_remote (spawn_remote.c) --------------------------------------
  * A remotely spawned block reaches the executor through the inbox with
  * CW__T_SPAWNING set: the drain finishes the spawn; cw_executor_free()
  * cancels one still there. cw__task_end() reports to a cw_remote_join

@@ -13,9 +13,6 @@
 
 #include "internal.h"
 
-/* Largest state cw_spawn() accepts: keeps size arithmetic far from overflow. */
-#define CW__MAX_STATE ((size_t)1 << 40)
-
 static unsigned nslots(uint16_t xflags)
 {
     return !!(xflags & CW__T_X_DROP) + !!(xflags & CW__T_X_JOIN) + !!(xflags & CW__T_X_STAMP);
