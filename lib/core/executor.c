@@ -2,7 +2,8 @@
  * executor.c - the executor: creation, the scheduling round, run_until,
  * cw_should_yield(), cw_panic() and freeing.
  *
- * A round, run from the driver's event, reads as phases:
+ * A round, run when the driver says the round it was asked for is due,
+ * reads as phases (cw__executor_round() at "scheduling rounds"):
  *   1. wake the sleeps whose deadlines have passed (time.c); take remote
  *      wakes from the inbox;
  *   2. pick a queue (EEVDF) and run its tasks FIFO until its slice is
@@ -12,7 +13,7 @@
  *      a latency target is idle, the time budget is the shortest such
  *      target (budget_spent() is the one test of the budget, after a
  *      poll and in cw_should_yield());
- *   3. if work remains, ask the driver for another round (libevent polls
+ *   3. if work remains, ask the driver for another round (the loop polls
  *      I/O first); else go idle (remote wakes will signal the fd).
  * One clock read after each poll is both the end of that poll and the
  * start of the next.
@@ -443,25 +444,62 @@ static void account_round(cw_executor *ex, uint64_t start, uint64_t end, bool le
     ex->last_round_left_work = left_work;
 }
 
-void cw__executor_round(cw_executor *ex)
+/*
+ * The round, as named phases (each with its bound), called from the
+ * driver when the round it was asked for is due:
+ *
+ *   round_begin   account the time since the last round; set the budget
+ *   run_due       sleeps whose deadline passed, then remote wakes (bound:
+ *                 what is due now; each only makes tasks runnable)
+ *   run_slices    pick a queue, run its slice, charge it; again until no
+ *                 queue is runnable or the round's budget is spent
+ *                 (driver_yield ns or max_polls_per_yield polls, or the
+ *                 shortest latency target of an idle queue)
+ *   round_end     reclaim blocks freed remotely; account; ask for the
+ *                 next round if work is left, else go idle
+ */
+static bool round_begin(cw_executor *ex, uint64_t *now)
 {
     ex->round_pending = false;
     if (ex->in_round || ex->freeing)
-        return;
+        return false;
     ex->in_round = true;
     ex->stats.rounds++;
-
-    uint64_t now = cw__now(ex);
-    uint64_t round_start = now;
-    ex->now_cache = now;
-    account_gap(ex, now);
-    uint32_t polls_left = ex->max_polls_per_yield;
-    ex->round_end = cw__deadline(now, ex->driver_yield_ns);
+    *now = cw__now(ex);
+    ex->now_cache = *now;
+    account_gap(ex, *now);
+    ex->round_end = cw__deadline(*now, ex->driver_yield_ns);
     ex->flush_pending = false;
+    return true;
+}
+
+static void run_due(cw_executor *ex, uint64_t now)
+{
     if (ex->timers.n)
         cw__timers_fire(ex, now);
     cw__inbox_drain(ex);
+}
 
+/* The round's time budget for the next slice: while a queue with a
+ * latency target is idle, what would wake it is I/O that the loop sees
+ * only between rounds (timers and remote wakes are seen inside one), so
+ * return to it within the shortest such target rather than driver_yield
+ * (the ranks hold only shorter ones). */
+static uint64_t round_budget(cw_executor *ex, bool *cut)
+{
+    uint32_t rank = cw__eevdf_idle_rank(&ex->sched);
+    if (rank == CW__EQ_NO_RANK)
+        return ex->driver_yield_ns;
+    if (!*cut) {
+        *cut = true;
+        ex->stats.latency_rounds++;
+    }
+    return ex->lat_val[rank];
+}
+
+static cw_slice_end run_slices(cw_executor *ex, uint64_t round_start, uint64_t *now)
+{
+    uint32_t polls_left = ex->max_polls_per_yield;
     cw_slice_end why = CW_SLICE_EMPTY;
     bool cut = false; /* a slice of this round had a latency budget */
     for (;;) {
@@ -474,48 +512,38 @@ void cw__executor_round(cw_executor *ex)
         if (ex->hist_on) {
             /* one reading ends the decision and starts the slice */
             uint64_t t = cw__now(ex);
-            cw__hist_record(&ex->stats.decision_ns, t - now);
-            now = ex->now_cache = t;
+            cw__hist_record(&ex->stats.decision_ns, t - *now);
+            *now = ex->now_cache = t;
             if (q->service_pending)
-                cw__hist_record(&q->service_delay_ns, now - q->runnable_at);
+                cw__hist_record(&q->service_delay_ns, *now - q->runnable_at);
         }
         q->service_pending = false;
-        /* The round's time budget, for this slice: while a queue with a
-         * latency target is idle, what would wake it is I/O that the loop
-         * sees only between rounds (timers and remote wakes are seen
-         * inside one), so return to it within the shortest such target
-         * rather than driver_yield (the ranks hold only shorter ones). */
-        uint64_t budget = ex->driver_yield_ns;
-        uint32_t rank = cw__eevdf_idle_rank(&ex->sched);
-        if (rank != CW__EQ_NO_RANK) {
-            budget = ex->lat_val[rank];
-            if (!cut) {
-                cut = true;
-                ex->stats.latency_rounds++;
-            }
-        }
-        ex->round_end = cw__deadline(round_start, budget);
-        uint64_t start = now;
+        ex->round_end = cw__deadline(round_start, round_budget(ex, &cut));
+        uint64_t start = *now;
         ex->preempt = false;
-        ex->slice_start = now;
-        ex->poll_start = now;
-        ex->slice_end = cw__deadline(now, slice);
+        ex->slice_start = start;
+        ex->poll_start = start;
+        ex->slice_end = cw__deadline(start, slice);
         ex->stats.slices++;
         q->slices++;
         CW__HOOK(ex, slice_start, q);
-        why = run_slice(ex, q, &now, &polls_left);
+        why = run_slice(ex, q, now, &polls_left);
         q->slices_ended[why]++;
-        cw__eevdf_charge(&ex->sched, now - start, q->nrunq > 0);
+        cw__eevdf_charge(&ex->sched, *now - start, q->nrunq > 0);
         ex->preempt = false;
-        CW__HOOK(ex, slice_end, q, now - start, why);
-        /* A reply waits in libevent's buffers (cw__executor_flush_soon):
+        CW__HOOK(ex, slice_end, q, *now - start, why);
+        /* A reply waits in the loop's buffers (cw__executor_flush_soon):
          * the tasks queued behind it on its queue (requests read in the
          * same pass, as evhttp would run their callbacks) ran within
          * its round_end, but no other queue runs first. */
         if (why == CW_SLICE_MAX_POLLS || why == CW_SLICE_DRIVER_YIELD || ex->flush_pending)
             break;
     }
+    return why;
+}
 
+static void round_end(cw_executor *ex, uint64_t round_start, uint64_t now, cw_slice_end why)
+{
     ex->in_round = false;
     if (atomic_load_explicit(&ex->shared->rfree, memory_order_relaxed))
         cw__slabs_reclaim(ex);
@@ -539,6 +567,17 @@ void cw__executor_round(cw_executor *ex)
     }
     if (!ex->stats.tasks_live)
         cw__executor_update_watch(ex);
+}
+
+void cw__executor_round(cw_executor *ex)
+{
+    uint64_t now;
+    if (!round_begin(ex, &now))
+        return;
+    uint64_t round_start = now;
+    run_due(ex, now);
+    cw_slice_end why = run_slices(ex, round_start, &now);
+    round_end(ex, round_start, now, why);
 }
 
 int cw_executor_run_until(cw_executor *ex, cw_join *join)
