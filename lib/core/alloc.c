@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "clockworker/alloc.h"
-#include "internal.h"
+#include "util.h"
 
 static void *(*g_malloc)(size_t) = malloc;
 static void *(*g_realloc)(void *, size_t) = realloc;

@@ -46,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "clock.h"
 
 #ifdef CW__HAVE_TSC
 #include <cpuid.h>

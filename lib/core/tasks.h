@@ -1,0 +1,204 @@
+/*
+ * tasks.h - a task block, the slabs that hold them, and the task functions
+ * (task.c, spawn_remote.c). Not installed.
+ *
+ * Ownership in one paragraph: a task is one block (cw__task header, state,
+ * optional slots) in a slab. It is referenced by the executor while it is
+ * alive (not ended), by its join handle, by every waker clone, and by the
+ * remote inbox while it sits there; the last reference gives the block
+ * back to its slab (on the executor thread directly, from elsewhere
+ * through the shared part's rfree stack). The shared part (cw__shared)
+ * lives while the executor does and, after it is freed, for as long as
+ * any block is still referenced (say by a waker on another thread): each
+ * slab with blocks out holds a reference on it until its last block goes.
+ */
+#ifndef CW_CORE_TASKS_H
+#define CW_CORE_TASKS_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+
+#include "shared.h"
+
+/* ---- tasks -------------------------------------------------------------- */
+enum {
+    CW__T_SCHEDULED = 1 << 0, /* in its queue's FIFO */
+    CW__T_RUNNING = 1 << 1,   /* being polled */
+    CW__T_NOTIFIED = 1 << 2,  /* woken while running: re-enqueue after */
+    CW__T_DONE = 1 << 3,      /* ended; status is final (ST_* bits) */
+    CW__T_CANCEL = 1 << 4,    /* aborted while running: end after the poll */
+    CW__T_HAS_JOIN = 1 << 5,  /* a join handle exists */
+    CW__T_DROPPED = 1 << 6,   /* the drop function has run (or none) */
+    CW__T_SPAWNING = 1 << 7,  /* spawned remotely, in the inbox (sync_remote.c) */
+    CW__T_RJOIN = 1 << 8,     /* the join slot holds a cw_remote_join */
+    CW__T_ST_PANIC = 1 << 9,  /* DONE: status CW_EPANIC */
+    CW__T_ST_CANCEL = 1 << 10, /* DONE: status -ECANCELED */
+    CW__T_X_DROP = 1 << 11,   /* the block has a drop slot (fixed at spawn) */
+    CW__T_X_JOIN = 1 << 12,   /* ... a join slot */
+    CW__T_X_STAMP = 1 << 13,  /* ... a runnable_at slot (histograms on) */
+    CW__T_FREE = 1 << 14,     /* a free block in its slab */
+};
+
+#define CW__NO_CLASS UINT16_MAX
+
+/* refs: the reference count, and this bit while the block is in the inbox
+ * (the inbox holds one of the references then). */
+#define CW__REF_INBOX (1u << 31)
+#define CW__REF_COUNT(v) ((v) & ~CW__REF_INBOX)
+
+typedef struct cw__slab cw__slab;
+
+/*
+ * A task block: this 48-byte header, the state, and at the block's end the
+ * optional slots its flags name, from the end backwards: the drop function
+ * (X_DROP), the join slot (X_JOIN: the awaiting task's waker, or the
+ * cw_remote_join with RJOIN), runnable_at (X_STAMP). A task that needs none
+ * of them costs the header only; the block size is its slab's.
+ */
+struct cw__task {
+    cw_poll_fn poll;
+    cw__slab *slab;            /* its slab: the shared part, the block size */
+    union {
+        cw__list link;         /* q->runq while SCHEDULED */
+        char *panic_msg;       /* DONE with ST_PANIC (never scheduled again) */
+    };
+    cw__task *inbox_next;      /* inbox, remote-free stack or slab free list */
+    atomic_uint refs;          /* count | CW__REF_INBOX */
+    uint16_t flags;            /* CW__T_*: executor thread only */
+    uint16_t qidx;             /* its queue's index */
+    alignas(max_align_t) unsigned char state[];
+};
+
+/*
+ * Blocks live in slabs: one allocation of many blocks of one size class
+ * (16-byte steps up to 1 KiB), or of a single block for larger states and
+ * for blocks built by cw_spawn_remote() (cls CW__NO_CLASS). A slab has no
+ * per-block allocator overhead and names the shared part for all its
+ * blocks. Slabs are listed in the shared part; the executor thread alone
+ * hands blocks out and takes them back (other threads push freed blocks
+ * on sh->rfree); the executor frees a slab that empties (keeping one empty
+ * slab per class). Once the executor is gone, each slab still holding
+ * blocks counts them down atomically and the last one frees it.
+ */
+struct cw__slab {
+    cw__shared *shared;
+    cw__list all;              /* sh->slabs */
+    cw__list partial;          /* ex->partial[cls] while it has room */
+    cw__task *free;            /* blocks given back, linked by inbox_next */
+    size_t size;               /* block size */
+    uint32_t nblocks;          /* blocks it holds */
+    uint32_t nused;            /* blocks handed out at least once */
+    uint32_t nalloc;           /* blocks handed out now */
+    atomic_uint live;          /* once the executor is gone: blocks out;
+                                  the last one frees the slab */
+    uint16_t cls;              /* size class, or CW__NO_CLASS */
+    alignas(max_align_t) unsigned char blocks[];
+};
+
+#define CW__SLAB_BYTES ((size_t)32 << 10)
+
+union cw__join_slot {
+    cw_waker *waiter;               /* the task awaiting this one (owned ref) */
+    struct cw_remote_join *rjoin;   /* CW__T_RJOIN (no cw_join then) */
+};
+
+/* Push a block on a Treiber stack of the shared part (the inbox, rfree),
+ * linked by inbox_next; false, with nothing pushed, once the stack is
+ * closed (CW__INBOX_CLOSED: the executor is gone). Any thread. */
+static inline bool cw__stack_push(_Atomic(cw__task *) *top, cw__task *t)
+{
+    cw__task *head = atomic_load(top);
+    do {
+        if (head == CW__INBOX_CLOSED)
+            return false;
+        t->inbox_next = head;
+    } while (!atomic_compare_exchange_weak(top, &head, t));
+    return true;
+}
+
+static inline cw__shared *cw__task_shared(const cw__task *t)
+{
+    return t->slab->shared;
+}
+
+/* The optional slots, counted back from the block's end. */
+static inline char *cw__task_slot(const cw__task *t, uint16_t which)
+{
+    char *end = (char *)(uintptr_t)t + t->slab->size;
+    size_t off = 8;
+    if (which != CW__T_X_DROP && (t->flags & CW__T_X_DROP))
+        off += 8;
+    if (which == CW__T_X_STAMP && (t->flags & CW__T_X_JOIN))
+        off += 8;
+    return end - off;
+}
+
+static inline cw_drop_fn cw__task_drop_fn(const cw__task *t)
+{
+    return (t->flags & CW__T_X_DROP) ? *(cw_drop_fn *)(void *)cw__task_slot(t, CW__T_X_DROP)
+                                     : NULL;
+}
+
+/* Only for blocks with X_JOIN. */
+static inline union cw__join_slot *cw__task_join(const cw__task *t)
+{
+    assert(t->flags & CW__T_X_JOIN);
+    return (union cw__join_slot *)(void *)cw__task_slot(t, CW__T_X_JOIN);
+}
+
+/* Only for blocks with X_STAMP. */
+static inline uint64_t *cw__task_stamp(const cw__task *t)
+{
+    assert(t->flags & CW__T_X_STAMP);
+    return (uint64_t *)(void *)cw__task_slot(t, CW__T_X_STAMP);
+}
+
+/* -EAGAIN until DONE, then 0, CW_EPANIC or -ECANCELED. */
+static inline int cw__task_status(const cw__task *t)
+{
+    if (!(t->flags & CW__T_DONE))
+        return -EAGAIN;
+    return (t->flags & CW__T_ST_PANIC) ? CW_EPANIC : (t->flags & CW__T_ST_CANCEL) ? -ECANCELED : 0;
+}
+
+static inline cw__task *cw__task_of_waker(const cw_waker *w)
+{
+    return (cw__task *)(uintptr_t)w;
+}
+
+static inline cw__task *cw__task_of_join(const cw_join *j)
+{
+    return (cw__task *)(uintptr_t)j;
+}
+
+void cw__task_release(cw__task *t);
+void cw__task_end(cw_executor *ex, cw__task *t, int status);
+void cw__task_drop_state(cw__task *t);
+/* (cw__task_enqueue() and cw__task_wake_local(), inline on the poll
+ * path, are in exec.h: they need the executor.) */
+void cw__queue_runnable(cw_executor *ex, cw_queue *q, uint64_t stamp);
+/* Executor free: cancel every live task (a walk over the slabs). */
+void cw__tasks_cancel_all(cw_executor *ex);
+/* Executor free, last: free the empty slabs; each slab with blocks still
+ * referenced is freed by its last block, and holds a reference on the
+ * shared part until then. */
+void cw__slabs_detach(cw_executor *ex);
+/* Blocks freed on other threads go back to their slabs (executor thread:
+ * when a size class runs out of room, and after each round). */
+void cw__slabs_reclaim(cw_executor *ex);
+/* A block built off the executor thread (cw_spawn_remote): a slab of its
+ * own; the executor adopts it (cw__slab_adopt) when it takes it in. */
+cw__task *cw__task_alloc_remote(cw__shared *sh, size_t state_size, uint16_t xflags);
+void cw__slab_adopt(cw_executor *ex, cw__task *t);
+void cw__task_free_unadopted(cw__task *t);
+
+/* ---- cw_spawn_remote (spawn_remote.c) --------------------------------------
+ * A remotely spawned block reaches the executor through the inbox with
+ * CW__T_SPAWNING set: the drain finishes the spawn; cw_executor_free()
+ * cancels one still there. cw__task_end() reports to a cw_remote_join
+ * (CW__T_RJOIN) before the state is dropped. */
+void cw__spawn_remote_finish(cw_executor *ex, cw__task *t);
+void cw__spawn_remote_cancel(cw_executor *ex, cw__task *t);
+void cw__remote_join_end(cw__task *t, int status);
+
+#endif
