@@ -5,8 +5,9 @@
  *
  * A separate library, as libevent_pthreads is: link it with
  * `pkg-config --cflags --libs clockworker-uv`, which brings libclockworker
- * and libuv. <clockworker.h> does not include this header (it needs
- * libuv's): include it on purpose.
+ * and libuv. <clockworker.h> does not include this header: include it on
+ * purpose, beside <uv.h> (this header needs no libuv header: it names
+ * libuv's loop by its struct tag, as libevent.h names struct event_base).
  *
  * How the executor lives in the loop: the user runs the loop (uv_run())
  * and the executor's handles run the tasks. A round runs in a uv_check_t,
@@ -38,9 +39,12 @@
 #ifndef CLOCKWORKER_UV_H
 #define CLOCKWORKER_UV_H
 
-#include <uv.h>
-
 #include "common.h"
+
+/* libuv's uv_loop_t, by its struct tag: this header needs no libuv header
+ * (uv.h itself wants POSIX types that a strict -std=c11 hides), and a
+ * repeated typedef of uv_loop_t would be an error before C11. */
+struct uv_loop_s;
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,7 +58,8 @@ extern "C" {
  * cw_executor_run_until(). Remote wakes use the executor's own
  * notification fd (no uv_async_t).
  *
- * @param loop the libuv loop the executor runs in (uv_default_loop() or
+ * @param loop the libuv loop (a uv_loop_t *: struct uv_loop_s is its
+ *             tag) the executor runs in (uv_default_loop() or
  *             one of uv_loop_init()); it must outlive the executor, and
  *             run once after cw_executor_free() so that the executor's
  *             handles finish closing (see the file's description).
@@ -65,11 +70,12 @@ extern "C" {
  *         negative errno from creating the notification fd or from
  *         libuv watching it.
  */
-CW_EXTERN int cw_executor_new_uv(uv_loop_t *loop, const cw_config *cfg, cw_executor **out);
+CW_EXTERN int cw_executor_new_uv(struct uv_loop_s *loop, const cw_config *cfg,
+                                 cw_executor **out);
 
 /** The libuv loop the executor runs in; NULL if ex is NULL or runs on
  *  another loop. */
-CW_EXTERN uv_loop_t *cw_executor_uv_loop(const cw_executor *ex);
+CW_EXTERN struct uv_loop_s *cw_executor_uv_loop(const cw_executor *ex);
 
 #ifdef __cplusplus
 }
