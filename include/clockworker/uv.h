@@ -27,7 +27,9 @@
  * for instance uv_run(loop, UV_RUN_DEFAULT) (which then returns at once
  * when nothing else is active); otherwise uv_loop_close() returns
  * UV_EBUSY and the executor's handles are leaked. That is libuv's own
- * rule for any handle.
+ * rule for any handle. The executor's handles are its own: do not close
+ * them (a uv_walk() that closes every handle of the loop must come after
+ * cw_executor_free()).
  *
  * libuv specifics a user sees: uv_poll_init() makes an fd non-blocking
  * (a cw_fdwait's fd becomes O_NONBLOCK at its first wait); an fd that the

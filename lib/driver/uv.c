@@ -197,11 +197,22 @@ static void uvd_free(void *drv)
     cw_driver_dealloc(d->fds);
     d->fds = NULL;
     d->nfds = 0;
-    d->open = 4;
-    uv_close((uv_handle_t *)&d->check, drv_closed);
-    uv_close((uv_handle_t *)&d->idle, drv_closed);
-    uv_close((uv_handle_t *)&d->timer, drv_closed);
-    uv_close((uv_handle_t *)&d->notify, drv_closed);
+    /* A handle the user closed already (a uv_walk() closing every handle
+     * before cw_executor_free(), which uv.h forbids) is not closed twice
+     * (libuv asserts); the state is then leaked, as libuv may still touch
+     * that handle after we would free it. */
+    uv_handle_t *h[4] = {(uv_handle_t *)&d->check, (uv_handle_t *)&d->idle,
+                         (uv_handle_t *)&d->timer, (uv_handle_t *)&d->notify};
+    d->open = 0;
+    for (int i = 0; i < 4; i++)
+        d->open += !uv_is_closing(h[i]);
+    bool leak = d->open < 4;
+    for (int i = 0; i < 4; i++)
+        if (!uv_is_closing(h[i])) {
+            if (leak)
+                h[i]->data = NULL;
+            uv_close(h[i], leak ? NULL : drv_closed);
+        }
 }
 
 static int uvd_init(cw_executor *ex, void *arg, void **out)
