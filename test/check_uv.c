@@ -441,7 +441,7 @@ START_TEST(test_sleep_fires_and_loop_ends)
     sleeper *r = state_of(j);
     ck_assert_int_eq(cw_join_status(j), 0);
     ck_assert_msg(r->t1 - r->t0 >= 20.5, "slept %.3f ms", r->t1 - r->t0);
-    ck_assert_msg(t1 - t0 < 20.5 + 15, "uv_run took %.3f ms", t1 - t0);
+    ck_assert_msg(t1 - t0 < 20.5 + 100, "uv_run took %.3f ms", t1 - t0);
     ck_assert_int_eq(uv_loop_alive(&u.loop), 0);
     cw_join_free(j);
     uenv_free(&u);
@@ -461,7 +461,7 @@ START_TEST(test_sleep_after_long_round)
     ck_assert_int_eq(uv_run(&u.loop, UV_RUN_DEFAULT), 0);
     sleeper *r = state_of(j);
     double slept = r->t1 - r->t0;
-    ck_assert_msg(slept >= 30 && slept < 30 + 15, "slept %.3f ms", slept);
+    ck_assert_msg(slept >= 30 && slept < 30 + 100, "slept %.3f ms", slept);
     cw_join_free(j);
     uenv_free(&u);
 }
@@ -846,7 +846,7 @@ START_TEST(test_run_until)
     double t0 = now_msf();
     ck_assert_int_eq(cw_executor_run_until(u.ex, j), 0);
     double t = now_msf() - t0;
-    ck_assert_msg(t >= 5 && t < 100, "run_until took %.3f ms", t);
+    ck_assert_msg(t >= 5 && t < 150, "run_until took %.3f ms", t);
     ck_assert_int_eq(cw_join_status(other), -EAGAIN);
     /* a finished task: at once */
     ck_assert_int_eq(cw_executor_run_until(u.ex, j), 0);
