@@ -28,6 +28,10 @@ typedef struct tdriver {
     int (*dispatch)(tenv *env);
     /* After cw_executor_free(env->ex): free the loop. */
     void (*free)(tenv *env);
+    /* Optional, once per process before any test: make what the loop
+     * keeps for the whole process (libuv's signal pipe), so that tests
+     * counting open fds see only what an executor opens. */
+    void (*prepare)(void);
 } tdriver;
 
 extern const tdriver tdrv_libevent;

@@ -37,6 +37,22 @@ static void uv_env_turn(tenv *env)
     uv_run(env->loop, UV_RUN_NOWAIT);
 }
 
+/* UV_RUN_ONCE blocks for I/O when nothing is due; a loop with nothing
+ * alive has nothing to wait for (event_base_loop's 1). */
+static int uv_env_run_once(tenv *env)
+{
+    if (!uv_loop_alive(env->loop))
+        return 1;
+    uv_run(env->loop, UV_RUN_ONCE);
+    return 0;
+}
+
+/* Returns when no handle is active: every task ended, no sleep left. */
+static int uv_env_dispatch(tenv *env)
+{
+    return uv_run(env->loop, UV_RUN_DEFAULT) == 0 ? 1 : -1;
+}
+
 /* The executor's handles close in the loop (uv_close): one more turn runs
  * their close callbacks, then the loop closes with nothing left. */
 static void uv_env_free(tenv *env)
@@ -51,9 +67,21 @@ static void uv_env_free(tenv *env)
     env->loop = NULL;
 }
 
+/* libuv opens a pipe for signals at its first uv_loop_init() and keeps
+ * it for the process. */
+static void uv_env_prepare(void)
+{
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) == 0)
+        uv_loop_close(&loop);
+}
+
 const tdriver tdrv_uv = {
     .name = "libuv",
     .init = uv_env_init,
     .turn = uv_env_turn,
+    .run_once = uv_env_run_once,
+    .dispatch = uv_env_dispatch,
     .free = uv_env_free,
+    .prepare = uv_env_prepare,
 };

@@ -55,8 +55,14 @@ static void lev_free(tenv *env)
     event_base_free(env->base);
 }
 
-const tdriver tdrv_libevent = {"libevent", lev_init, lev_turn, lev_run_once, lev_dispatch,
-                               lev_free};
+const tdriver tdrv_libevent = {
+    .name = "libevent",
+    .init = lev_init,
+    .turn = lev_turn,
+    .run_once = lev_run_once,
+    .dispatch = lev_dispatch,
+    .free = lev_free,
+};
 
 static const tdriver *const drivers[] = {
     &tdrv_libevent,
@@ -80,8 +86,12 @@ const tdriver *tdrv_current(void)
     if (!name || !*name)
         name = "libevent";
     for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
-        if (strcmp(drivers[i]->name, name) == 0)
-            return cur = drivers[i];
+        if (strcmp(drivers[i]->name, name) == 0) {
+            cur = drivers[i];
+            if (cur->prepare)
+                cur->prepare();
+            return cur;
+        }
     if (!strcmp(name, "embed") || !strcmp(name, "libuv") || !strcmp(name, "uring")) {
         printf("SKIP: the %s driver is not built\n", name);
         exit(77);
