@@ -41,6 +41,7 @@ extern "C" {
     XX(EMSGSIZE, -EMSGSIZE, "message too long")                             \
     XX(EALREADY, -EALREADY, "already done (request replied)")               \
     XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                 \
+    XX(ENOTSUP, -ENOTSUP, "not supported (embed host without run_once)")    \
     XX(EPANIC, CW_EPANIC, "task panicked")
 
 /**

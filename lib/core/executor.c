@@ -593,8 +593,8 @@ int cw_executor_run_until(cw_executor *ex, cw_join *join)
         return -ESHUTDOWN;
     while (!(t->flags & CW__T_DONE)) {
         int r = cw__loop_run_once(ex);
-        if (r < 0)
-            return -EIO;
+        if (r < 0) /* -ENOTSUP: a loop that cannot turn (embed, no hook) */
+            return r == -ENOTSUP ? r : -EIO;
         if (r > 0 && !(t->flags & CW__T_DONE))
             return -EAGAIN; /* defensive: the watched remote-wake fd keeps
                                the base non-empty while the task lives */
