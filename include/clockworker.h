@@ -10,6 +10,7 @@
  * - clockworker/config.h   queues, weights, slices, scheduler knobs
  * - clockworker/executor.h the executor and its queues, the loop kinds
  * - clockworker/libevent.h cw_executor_new() on a libevent event_base
+ * - clockworker/embed.h    cw_executor_new_embed(): hosted by any loop
  * - clockworker/task.h     tasks, spawning, cw_should_yield(), cw_panic()
  * - clockworker/waker.h    wakers (any thread)
  * - clockworker/join.h     join handles
@@ -34,6 +35,7 @@
 #include "clockworker/config.h"
 #include "clockworker/executor.h"
 #include "clockworker/libevent.h"
+#include "clockworker/embed.h"
 #include "clockworker/task.h"
 #include "clockworker/waker.h"
 #include "clockworker/join.h"
