@@ -5,7 +5,8 @@
  * the build directory `make check` runs in) and checks its exit status and
  * its output. Nothing here depends on timing: weighted is checked for the
  * format of its result and for counts above zero, never for its ratio,
- * and cancel for the consistency of its tick lines, not their number.
+ * and cancel for the consistency of its tick lines, not their number;
+ * embed_poll runs on a clock of its own, so its whole output is checked.
  *
  * The README's excerpts of the examples are checked against the files, so
  * that they stay in sync.
@@ -246,6 +247,21 @@ static bool has_trimmed_line(const char *text, const char *want)
     return false;
 }
 
+/* Its clock is advanced by the work only: the whole output is fixed. */
+START_TEST(embed_poll_prints_the_same_run_every_time)
+{
+    run_example("embed_poll", NULL, &r);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_str_eq(r.out,
+                     "embed_poll: a poll() loop hosts the executor (embed)\n"
+                     "reader: waiting for the pipe\n"
+                     "stopper: 100 ms passed, stop\n"
+                     "reader: got high=75 low=25\n"
+                     "host: every task ended, nothing watched: the loop returned\n"
+                     "high/low = 3.0 (weights 3:1)\n");
+}
+END_TEST
+
 START_TEST(readme_excerpts_are_lines_of_the_example_files)
 {
     static const char *const names[] = {"hello", "weighted", "cancel", "panic"};
@@ -313,6 +329,7 @@ static Suite *suite(void)
     tcase_add_test(tc, weighted_rejects_a_bad_duration_with_exit_2);
     tcase_add_test(tc, cancel_prints_cancelled_status_and_its_tick_count_and_exits_0);
     tcase_add_test(tc, panic_prints_epanic_status_and_the_message_and_exits_0);
+    tcase_add_test(tc, embed_poll_prints_the_same_run_every_time);
     tcase_add_test(tc, readme_excerpts_are_lines_of_the_example_files);
     suite_add_tcase(s, tc);
     return s;
