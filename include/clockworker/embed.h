@@ -12,8 +12,9 @@
  *     may wait on one fd; the executor's own remote-wake fd is one of the
  *     fds).
  *   - set_timer(delay_ns): call cw_embed_tick() in delay_ns; 0: a round is
- *     due, tick after the next I/O poll; -1: no timer. Only when it
- *     changes; a new value replaces the previous one.
+ *     due, tick after the next I/O poll; -1: no timer. Only when the
+ *     deadline changes; a new value replaces the previous one (as
+ *     libcurl's CURLMOPT_TIMERFUNCTION).
  *
  * The host reports each ready fd with cw_embed_fd_ready() and then calls
  * cw_embed_tick(), which fires the timer if due and runs at most one
@@ -58,7 +59,8 @@
  *                             | ((what & CW_FD_WRITE) ? POLLOUT : 0));
  * }
  *
- * static void set_timer(void *arg, int64_t delay_ns) { } // cw_embed_next_ms() instead
+ * // this loop reads cw_embed_next_ms() before each poll instead
+ * static void set_timer(void *arg, int64_t delay_ns) { (void)arg; (void)delay_ns; }
  *
  * static const cw_embed_hooks hooks = {.watch_fd = watch_fd, .set_timer = set_timer};
  *
@@ -115,7 +117,8 @@ typedef struct cw_embed_hooks {
      * the host's resolution: early is harmless, late delays sleeps);
      * 0: a round is due: tick after the next I/O poll (a zero-timeout
      * poll, an idle callback), not from inside this hook; -1: no timer.
-     * Called only when the value changes. Required (it may do nothing
+     * Called only when that changes (a re-armed timer is a new
+     * deadline, even at the same delay). Required (it may do nothing
      * when the host reads cw_embed_next_ns() before each poll).
      */
     void (*set_timer)(void *arg, int64_t delay_ns);
