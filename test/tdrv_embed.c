@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "embed_host.h"
-#include "tdrv.h"
+#include "testutil.h"
 
 static int embed_init(tenv *env, cw_config *cfg)
 {
@@ -25,9 +25,31 @@ static int embed_init(tenv *env, cw_config *cfg)
     return 0;
 }
 
+/* After cw_executor_free() (env->ex NULL) the host has nothing left to
+ * report to: its list and timer say what the executor left behind. */
 static void embed_turn(tenv *env)
 {
-    ehost_turn(env->loop, 0);
+    ehost *h = env->loop;
+    h->ex = env->ex;
+    ehost_turn(h, 0);
+}
+
+static int embed_run_once(tenv *env)
+{
+    ehost *h = env->loop;
+    h->ex = env->ex;
+    if (!h->nfds && (h->ex ? cw_embed_next_ns(h->ex) : h->timer) < 0)
+        return 1;
+    ehost_turn(h, h->ex ? cw_embed_next_ms(h->ex) : -1);
+    return 0;
+}
+
+static int embed_dispatch(tenv *env)
+{
+    ehost *h = env->loop;
+    h->ex = env->ex;
+    ehost_run(h);
+    return 1;
 }
 
 static void embed_free(tenv *env)
@@ -44,5 +66,7 @@ const tdriver tdrv_embed = {
     .name = "embed",
     .init = embed_init,
     .turn = embed_turn,
+    .run_once = embed_run_once,
+    .dispatch = embed_dispatch,
     .free = embed_free,
 };
