@@ -268,6 +268,123 @@ START_TEST(lines_are_read_one_per_wait_and_kept_in_the_future)
 }
 END_TEST
 
+/* An allocator that knows its live blocks, to tell its own from others. */
+#define NLIVE 256
+static void *live[NLIVE];
+static long nallocs, nfrees;
+
+static void live_add(void *p)
+{
+    for (int i = 0; p && i < NLIVE; i++)
+        if (!live[i]) {
+            live[i] = p;
+            return;
+        }
+    ck_abort_msg("too many live blocks for the test allocator");
+}
+
+static int live_find(const void *p)
+{
+    for (int i = 0; p && i < NLIVE; i++)
+        if (live[i] == p)
+            return i;
+    return -1;
+}
+
+static void *cnt_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p) {
+        nallocs++;
+        live_add(p);
+    }
+    return p;
+}
+
+static void *cnt_realloc(void *p, size_t n)
+{
+    int i = live_find(p);
+    ck_assert_msg(!p || i >= 0, "realloc of a block the allocator did not give");
+    void *q = realloc(p, n);
+    if (q && i >= 0)
+        live[i] = q;
+    else if (q) {
+        nallocs++;
+        live_add(q);
+    }
+    return q;
+}
+
+static void cnt_free(void *p)
+{
+    if (!p)
+        return;
+    int i = live_find(p);
+    ck_assert_msg(i >= 0, "free of a block the library allocator did not give");
+    live[i] = NULL;
+    nfrees++;
+    free(p);
+}
+
+/* Reads two lines through an outside future, noting for each whether the
+ * library allocator gave its buffer. */
+typedef struct {
+    cw_bev_wait *w;
+    int n;
+    int owned[2];
+    char text[2][8];
+} lt_state;
+
+static cw_poll lt_poll(void *state, cw_cx *cx)
+{
+    lt_state *t = state;
+    while (t->n < 2) {
+        if (cw_bev_poll(t->w, cx) == CW_PENDING)
+            return CW_PENDING;
+        ck_assert_int_eq(cw_bev_result(t->w), 0);
+        const char *line = cw_bev_line(t->w, NULL);
+        t->owned[t->n] = live_find(line) >= 0;
+        snprintf(t->text[t->n], sizeof t->text[t->n], "%s", line ? line : "");
+        t->n++;
+    }
+    return CW_READY;
+}
+
+/* Was issue 17: the line came from evbuffer_readln() (libevent's
+ * allocator) and went back with free(), whatever cw_set_allocator() or
+ * event_set_mem_functions() said. */
+START_TEST(line_buffers_come_from_and_go_back_to_the_library_allocator)
+{
+    ck_assert_int_eq(cw_set_allocator(cnt_malloc, cnt_realloc, cnt_free), 0);
+    fixture f;
+    fx_open(&f);
+    cw_bev_wait w;
+    cw_bev_readln_init(&w, f.bev, EVBUFFER_EOL_LF, 0);
+    peer_write(&f, "one\ntwo\n");
+    /* poll it from a task: its poll records the line pointer */
+    lt_state st = {.w = &w};
+    cw_join *j;
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(f.env.ex, 0), lt_poll, &st, sizeof st, NULL, &j),
+                     0);
+    ck_assert_int_eq(cw_executor_run_until(f.env.ex, j), 0);
+    lt_state *out = cw_join_state(j);
+    ck_assert_int_eq(out->n, 2);
+    ck_assert_str_eq(out->text[0], "one");
+    ck_assert_str_eq(out->text[1], "two");
+    ck_assert_msg(out->owned[0] && out->owned[1],
+                  "the line was not allocated with the library allocator");
+    ck_assert_ptr_nonnull(cw_bev_line(&w, NULL));
+    cw_bev_drop(&w); /* frees the second line through cnt_free */
+    ck_assert_ptr_null(cw_bev_line(&w, NULL));
+    cw_join_free(j);
+    fx_close(&f);
+    ck_assert_int_eq(nallocs, nfrees); /* balanced */
+    for (int i = 0; i < NLIVE; i++)
+        ck_assert_ptr_null(live[i]);
+    ck_assert_int_eq(cw_set_allocator(NULL, NULL, NULL), 0);
+}
+END_TEST
+
 START_TEST(line_longer_than_max_fails_with_emsgsize)
 {
     fixture f;
@@ -615,6 +732,7 @@ static Suite *bev_suite(void)
     tcase_add_test(tc, read_waits_for_n_bytes_then_restores_callbacks_and_watermark);
     tcase_add_test(tc, read_high_watermark_is_lifted_while_waiting_and_restored);
     tcase_add_test(tc, lines_are_read_one_per_wait_and_kept_in_the_future);
+    tcase_add_test(tc, line_buffers_come_from_and_go_back_to_the_library_allocator);
     tcase_add_test(tc, line_longer_than_max_fails_with_emsgsize);
     tcase_add_test(tc, drain_waits_until_the_output_is_down_to_the_mark);
     tcase_add_test(tc, drain_is_ready_at_once_when_the_output_is_small);

@@ -9,7 +9,7 @@
  * cw_bev_drop(). Four kinds:
  *
  *   cw_bev_read_init(w, bev, n)        at least n bytes in the input buffer
- *   cw_bev_readln_init(w, bev, eol, max)  a line (evbuffer_readln()),
+ *   cw_bev_readln_init(w, bev, eol, max)  a line (as evbuffer_readln()),
  *                                      removed from the input and kept in
  *                                      the future: cw_bev_line()
  *   cw_bev_drain_init(w, bev, mark)    output buffer down to mark bytes
@@ -27,6 +27,8 @@
  *   - -EIO: the bufferevent could not be enabled (bufferevent_enable()
  *     failed: nothing could wake the task);
  *   - -EMSGSIZE: (line) more than max bytes arrived without an EOL;
+ *   - -ENOMEM: (line) no memory for the line's copy (it stays in the
+ *     input buffer: a later wait can read it);
  *   - -EINVAL: a zeroed or dropped future, NULL bufferevent, NULL cx.
  * cw_bev_events() gives the raw BEV_EVENT_* flags of the event that ended
  * the wait (0 when none did). Data that is in the input buffer wins over
@@ -161,8 +163,9 @@ CW_EXTERN void cw_bev_read_init(cw_bev_wait *w, struct bufferevent *bev, size_t 
 
 /**
  * Wait for a line: each completed wait removes one line from the input
- * buffer with evbuffer_readln(input, &len, eol) and keeps it in the
- * future (cw_bev_line()), without its end-of-line.
+ * buffer, as evbuffer_readln(input, &len, eol) would, and keeps it in the
+ * future (cw_bev_line()), without its end-of-line. The copy is allocated
+ * with clockworker's allocator (cw_set_allocator()), not libevent's.
  * @param w   the future (as for cw_bev_read_init()).
  * @param bev the bufferevent (not owned).
  * @param eol an enum evbuffer_eol_style (EVBUFFER_EOL_CRLF, _LF, ...).
@@ -211,8 +214,9 @@ CW_EXTERN short cw_bev_events(const cw_bev_wait *w);
 /**
  * The line the last completed line wait read, NUL-terminated, without its
  * end-of-line; owned by the future, valid until its next poll or
- * cw_bev_drop() (which free it; an init does not: drop first). NULL if there is none (or NULL w). *len (if len is not NULL) gets
- * its length (0 with NULL).
+ * cw_bev_drop() (which free it with clockworker's allocator; an init
+ * does not: drop first). NULL if there is none (or NULL w). *len (if len
+ * is not NULL) gets its length (0 with NULL).
  */
 CW_EXTERN const char *cw_bev_line(const cw_bev_wait *w, size_t *len);
 

@@ -167,17 +167,30 @@ static int check(cw_bev_wait *w)
     case BW_READ:
         return evbuffer_get_length(bufferevent_get_input(bev)) >= w->cw__n;
     case BW_LINE: {
+        /* evbuffer_readln() would allocate with libevent's allocator;
+         * the line is ours to free, so it is copied out with ours. */
         struct evbuffer *in = bufferevent_get_input(bev);
-        size_t len = 0;
-        char *line = evbuffer_readln(in, &len, (enum evbuffer_eol_style)w->cw__eol);
-        if (line) {
-            w->cw__line = line;
-            w->cw__line_len = len;
-            return 1;
+        size_t eol_len = 0;
+        struct evbuffer_ptr at
+            = evbuffer_search_eol(in, NULL, &eol_len, (enum evbuffer_eol_style)w->cw__eol);
+        if (at.pos < 0) {
+            if (w->cw__n && evbuffer_get_length(in) > w->cw__n)
+                return -EMSGSIZE;
+            return 0;
         }
-        if (w->cw__n && evbuffer_get_length(in) > w->cw__n)
-            return -EMSGSIZE;
-        return 0;
+        size_t len = (size_t)at.pos;
+        char *line = cw__malloc(len + 1);
+        if (!line)
+            return -ENOMEM; /* the line stays in the input */
+        if (len && evbuffer_remove(in, line, len) != (ev_ssize_t)len) {
+            cw__free(line);
+            return -EIO;
+        }
+        line[len] = '\0';
+        evbuffer_drain(in, eol_len);
+        w->cw__line = line;
+        w->cw__line_len = len;
+        return 1;
     }
     case BW_DRAIN:
         return evbuffer_get_length(bufferevent_get_output(bev)) <= w->cw__n;
@@ -196,7 +209,7 @@ cw_poll cw_bev_poll(cw_bev_wait *w, cw_cx *cx)
     if (!k)
         return complete(w, -EINVAL, 0);
     if (w->cw__line) { /* a new wait: the last line is no longer wanted */
-        free(w->cw__line);
+        cw__free(w->cw__line);
         w->cw__line = NULL;
         w->cw__line_len = 0;
     }
@@ -278,7 +291,7 @@ void cw_bev_drop(cw_bev_wait *w)
     if (!w)
         return;
     disarm(w);
-    free(w->cw__line); /* evbuffer_readln() allocates with libevent's malloc */
+    cw__free(w->cw__line); /* allocated by check() */
     w->cw__line = NULL;
     w->cw__line_len = 0;
     w->cw__state = BW_IDLE;
