@@ -727,7 +727,8 @@ START_TEST(sem_acquirers_are_served_fifo_without_overtaking)
     ck_assert_uint_eq(cw_sem_available(s), 0);
     ck_assert_int_eq(cw_sem_try_acquire(s, 0), 0);
     ck_assert_int_eq(cw_sem_release(s, UINT64_MAX), 0);
-    ck_assert_int_eq(cw_sem_release(s, 1), -EINVAL); /* would overflow */
+    ck_assert_int_eq(cw_sem_release(s, 1), -EOVERFLOW); /* would overflow */
+    ck_assert_uint_eq(cw_sem_available(s), UINT64_MAX);
     cw_join_free(a);
     cw_join_free(b);
     cw_sem_free(s);
@@ -771,6 +772,46 @@ START_TEST(sem_permits_granted_to_an_aborted_waiter_go_back)
     ck_assert_uint_eq(cw_sem_available(s), 0);
     turns(&e, 3);
     ck_assert_int_eq(done(b)->result, 0);
+    cw_join_free(a);
+    cw_join_free(b);
+    cw_sem_free(s);
+    tenv_free(&e);
+}
+END_TEST
+
+/* Was issue 17: cw_sem_release() checked only the free permits, so with
+ * permits granted to a waiter that had not run yet it could fill the
+ * count to 2^64 - 1, and that waiter's abort then dropped its permits on
+ * the floor (the count saturated silently). Now the release that would
+ * overflow free + granted fails with -EOVERFLOW and changes nothing. */
+START_TEST(sem_release_past_the_limit_fails_with_eoverflow_and_changes_nothing)
+{
+    tenv e;
+    env_up(&e);
+    cw_sem *s;
+    ck_assert_int_eq(cw_sem_new(0, &s), 0);
+    cw_join *a = spawn_w(&e, K_SEM, s, 1, 0, 5);
+    turns(&e, 3);
+    ck_assert_int_eq(cw_sem_release(s, 5), 0); /* granted to a, not yet run */
+    ck_assert_uint_eq(cw_sem_available(s), 0);
+    ck_assert_int_eq(cw_sem_release(s, UINT64_MAX), -EOVERFLOW);
+    ck_assert_uint_eq(cw_sem_available(s), 0); /* nothing changed */
+    ck_assert_int_eq(cw_sem_release(s, UINT64_MAX - 4), -EOVERFLOW);
+    ck_assert_int_eq(cw_sem_release(s, UINT64_MAX - 5), 0); /* exactly full */
+    ck_assert_uint_eq(cw_sem_available(s), UINT64_MAX - 5);
+    cw_join_abort(a); /* its 5 go back: all of them fit */
+    ck_assert_uint_eq(cw_sem_available(s), UINT64_MAX);
+    ck_assert_int_eq(cw_sem_release(s, 1), -EOVERFLOW);
+    ck_assert_int_eq(cw_sem_release(s, 0), 0);
+    /* once a waiter has run, its permits are the task's: not counted */
+    ck_assert_int_eq(cw_sem_try_acquire(s, UINT64_MAX), 0);
+    cw_join *b = spawn_w(&e, K_SEM, s, 2, 0, 7);
+    turns(&e, 3);
+    ck_assert_int_eq(cw_sem_release(s, 7), 0);
+    turns(&e, 3);
+    ck_assert_int_eq(done(b)->result, 0);
+    ck_assert_int_eq(cw_sem_release(s, UINT64_MAX), 0);
+    ck_assert_int_eq(cw_sem_release(NULL, 1), -EINVAL);
     cw_join_free(a);
     cw_join_free(b);
     cw_sem_free(s);
@@ -1488,6 +1529,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sem_acquirers_are_served_fifo_without_overtaking);
     tcase_add_test(tc, sem_aborted_waiter_at_the_head_lets_the_next_one_in);
     tcase_add_test(tc, sem_permits_granted_to_an_aborted_waiter_go_back);
+    tcase_add_test(tc, sem_release_past_the_limit_fails_with_eoverflow_and_changes_nothing);
     tcase_add_test(tc, remote_chan_capacity_fifo_close_and_bad_arguments);
     tcase_add_test(tc, remote_chan_aborted_receiver_leaves_values_for_the_next);
     tcase_add_test(tc, chan_receiver_polled_without_a_task_passes_its_value_on);

@@ -42,6 +42,7 @@ extern "C" {
     XX(EALREADY, -EALREADY, "already done (request replied)")               \
     XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                 \
     XX(ENOTSUP, -ENOTSUP, "not supported (embed host without run_once)")    \
+    XX(EOVERFLOW, -EOVERFLOW, "count would overflow (semaphore permits)")   \
     XX(EPANIC, CW_EPANIC, "task panicked")
 
 /**

@@ -537,8 +537,12 @@ CW_EXTERN int cw_sem_try_acquire(cw_sem *s, uint64_t n);
 
 /**
  * Give n permits back (or add new ones) and serve the waiters in FIFO
- * order. @return 0; -EINVAL for NULL s, or if the count would overflow
- * 2^64 - 1 (nothing changes).
+ * order. The semaphore counts at most 2^64 - 1 permits: the free ones
+ * plus those granted to waiters that have not run yet (so that a granted
+ * waiter dropped before it ran can always give its permits back); the
+ * permits tasks hold are not counted. @return 0; -EINVAL for NULL s;
+ * -EOVERFLOW if that count would pass 2^64 - 1: nothing changes (no
+ * permit is added, none is lost, no waiter is served).
  */
 CW_EXTERN int cw_sem_release(cw_sem *s, uint64_t n);
 

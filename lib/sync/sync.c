@@ -701,10 +701,12 @@ void cw_notify_wait_drop(cw_notify_wait *f)
 /* cw_sem: `permits` free; waiters served strictly FIFO (the first one
  * that does not fit stops the scan). A granted node holds its permits
  * until its poll (then they are the task's) or its drop (then they go
- * back). */
+ * back). Invariant: permits + held <= UINT64_MAX, so a granted node's
+ * permits always fit back (cw_sem_release() refuses what would break it). */
 
 struct cw_sem {
     uint64_t permits;
+    uint64_t held; /* the sum over granted nodes not yet polled */
     wnode waiting;
     wnode granted;
 };
@@ -739,6 +741,7 @@ static void sem_serve(cw_sem *s)
         if (f->cw__n > s->permits)
             break;
         s->permits -= f->cw__n;
+        s->held += f->cw__n;
         w_grant_first(&s->waiting, &s->granted, W_GRANTED);
     }
 }
@@ -755,8 +758,10 @@ int cw_sem_try_acquire(cw_sem *s, uint64_t n)
 
 int cw_sem_release(cw_sem *s, uint64_t n)
 {
-    if (!s || n > UINT64_MAX - s->permits)
+    if (!s)
         return -EINVAL;
+    if (n > UINT64_MAX - s->permits - s->held)
+        return -EOVERFLOW;
     s->permits += n;
     sem_serve(s);
     return 0;
@@ -789,6 +794,7 @@ cw_poll cw_sem_acquire_poll(cw_sem_acquire *f, cw_cx *cx)
     case W_WAITING:
         return w_still(&f->cw__w, cx);
     case W_GRANTED:
+        s->held -= f->cw__n; /* the task's now */
         w_finish(&f->cw__w, 0, false);
         return CW_READY;
     default:
@@ -814,8 +820,11 @@ void cw_sem_acquire_drop(cw_sem_acquire *f)
     int state = f->cw__w.cw__state;
     bool first = state == W_WAITING && s->waiting.cw__next == &f->cw__w;
     w_finish(&f->cw__w, -ECANCELED, false);
-    if (state == W_GRANTED) /* saturating: releases may have added many */
-        s->permits = f->cw__n > UINT64_MAX - s->permits ? UINT64_MAX : s->permits + f->cw__n;
+    if (state == W_GRANTED) { /* back to the free ones: fits (invariant) */
+        assert(s->held >= f->cw__n && f->cw__n <= UINT64_MAX - s->permits);
+        s->held -= f->cw__n;
+        s->permits += f->cw__n;
+    }
     if (state == W_GRANTED || first)
         sem_serve(s);
 }
