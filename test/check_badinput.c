@@ -1981,7 +1981,7 @@ static const row rows[] = {
     {"cw_queue_set_weight: UINT32_MAX -> 0, runs (UNDOCUMENTED bound)", set_weight_max, 0},
     {"cw_queue_id/weight/executor: NULL -> 0, 0, NULL", queue_getters_null, IS_NULL},
     /* task.h */
-    {"cw_spawn: NULL q -> -EINVAL, *join untouched", spawn_null_queue, -EINVAL},
+    {"cw_spawn: NULL q (no such queue) -> -ENOENT, *join untouched", spawn_null_queue, -ENOENT},
     {"cw_spawn: NULL poll -> -EINVAL, *join untouched", spawn_null_poll, -EINVAL},
     {"cw_spawn: NULL state, size 8 -> -EINVAL", spawn_null_state_with_size, -EINVAL},
     {"cw_spawn: size SIZE_MAX -> -EINVAL", spawn_size_max, -EINVAL},

@@ -242,6 +242,30 @@ START_TEST(spawn_from_task_on_other_queue_runs_child_later)
 }
 END_TEST
 
+/* Was issue 17: the NULL cw_executor_queue() gives for an unknown id
+ * made cw_spawn() answer -EINVAL, not the "no such queue" code. */
+START_TEST(spawn_on_an_unknown_queue_id_is_enoent_and_spawns_nothing)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    struct ctask s = {.id = 1};
+    int sentinel;
+    cw_join *const mark = (cw_join *)&sentinel;
+    cw_join *j = mark;
+    uint64_t before = stats_of(env.ex).tasks_spawned;
+
+    cw_queue *q = cw_executor_queue(env.ex, Q1 + 1000);
+    ck_assert_ptr_null(q);
+    ck_assert_int_eq(cw_spawn(q, ctask_poll, &s, sizeof s, ctask_drop, &j), -ENOENT);
+    ck_assert_ptr_eq(j, mark);
+    ck_assert_int_eq(cw_spawn(q, ctask_poll, &s, sizeof s, NULL, NULL), -ENOENT);
+    ck_assert_str_eq(cw_strerror(-ENOENT), "no such queue");
+    ck_assert_uint_eq(stats_of(env.ex).tasks_spawned, before);
+    ck_assert_uint_eq(stats_of(env.ex).tasks_live, 0);
+    tenv_free(&env);
+}
+END_TEST
+
 START_TEST(spawn_bad_arguments_is_einval_and_join_untouched)
 {
     tenv env;
@@ -252,8 +276,6 @@ START_TEST(spawn_bad_arguments_is_einval_and_join_untouched)
     cw_join *const mark = (cw_join *)&sentinel;
     cw_join *j = mark;
 
-    ck_assert_int_eq(cw_spawn(NULL, ctask_poll, &s, sizeof s, ctask_drop, &j), -EINVAL);
-    ck_assert_ptr_eq(j, mark);
     ck_assert_int_eq(cw_spawn(q, NULL, &s, sizeof s, ctask_drop, &j), -EINVAL);
     ck_assert_ptr_eq(j, mark);
     ck_assert_int_eq(cw_spawn(q, ctask_poll, NULL, sizeof s, ctask_drop, &j), -EINVAL);
@@ -973,6 +995,7 @@ static Suite *suite(void)
     tcase_add_test(tc, yielding_task_goes_to_tail_behind_the_others);
     tcase_add_test(tc, spawn_from_task_on_own_queue_runs_child_later_behind_siblings);
     tcase_add_test(tc, spawn_from_task_on_other_queue_runs_child_later);
+    tcase_add_test(tc, spawn_on_an_unknown_queue_id_is_enoent_and_spawns_nothing);
     tcase_add_test(tc, spawn_bad_arguments_is_einval_and_join_untouched);
     tcase_add_test(tc, spawn_size_zero_null_state_polls_with_non_null_pointer);
     tcase_add_test(tc, spawn_from_drop_during_executor_free_is_eshutdown);

@@ -51,7 +51,8 @@ typedef void (*cw_drop_fn)(void *state);
 /**
  * Spawn a task at the tail of a queue.
  *
- * @param q     the queue (cw_executor_queue()).
+ * @param q     the queue (cw_executor_queue(); its NULL for an unknown id
+ *              gives -ENOENT).
  * @param poll  the poll function; required.
  * @param state the initial state, copied (size bytes); may be NULL only
  *              when size is 0 (the poll then gets a non-NULL pointer to
@@ -60,7 +61,9 @@ typedef void (*cw_drop_fn)(void *state);
  * @param drop  optional; see the file comment for when it runs.
  * @param join  if not NULL, receives a join handle the caller must free
  *              with cw_join_free(); if NULL the task is detached.
- * @return 0; -EINVAL if q or poll is NULL, or state is NULL with size > 0,
+ * @return 0; -ENOENT if q is NULL (no such queue: what
+ *         cw_executor_queue() returns for an unknown id); -EINVAL if poll
+ *         is NULL, or state is NULL with size > 0,
  *         or size > 2^40, or the caller is not on the executor thread;
  *         -ESHUTDOWN if the executor is being freed; -ENOMEM. On error
  *         nothing was spawned and *join is untouched.

@@ -324,7 +324,9 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
 int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
              cw_drop_fn drop, cw_join **join)
 {
-    if (!q || !poll || (!state && size) || size > CW__MAX_STATE)
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        return -ENOENT;
+    if (!poll || (!state && size) || size > CW__MAX_STATE)
         return -EINVAL;
     cw_executor *ex = q->ex;
     if (!cw__on_thread(ex->shared))
