@@ -1014,6 +1014,111 @@ START_TEST(abort_from_task_emptying_running_queue_keeps_executor_consistent)
 END_TEST
 
 /* Every test starts from clean globals (also with CK_FORK=no). */
+/* Aborts the tasks in its list from its poll and records what it sees
+ * there: the victims' drops and statuses, before and after a
+ * cw_should_yield() (which drains the inbox inside the poll). */
+struct aborter {
+    int id;
+    cw_join **victims;        /* the test's array (filled after spawn) */
+    cw_waker *remote_wake;    /* woken from another thread first */
+    int nvictims;
+    bool free_handles; /* cw_join_free() each right after aborting it */
+    int drops_in_poll, drops_after_yield;
+    int status_in_poll[3];
+};
+
+static cw_poll aborter_poll(void *p, cw_cx *cx)
+{
+    struct aborter *s = p;
+    g_polls[s->id]++;
+    if (s->remote_wake) { /* its task waits in the inbox from here */
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, remote_wake_thread, s->remote_wake), 0);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+    }
+    for (int i = 0; i < s->nvictims; i++) {
+        cw_join_abort(s->victims[i]);
+        cw_join_abort(s->victims[i]); /* twice: still one drop */
+        s->status_in_poll[i] = cw_join_status(s->victims[i]);
+        if (s->free_handles) {
+            cw_join_free(s->victims[i]);
+            s->victims[i] = NULL;
+        }
+    }
+    for (int id = 0; id < MAXT; id++)
+        s->drops_in_poll += id != s->id ? g_drops[id] : 0;
+    (void)cw_should_yield(cx);
+    for (int id = 0; id < MAXT; id++)
+        s->drops_after_yield += id != s->id ? g_drops[id] : 0;
+    return CW_READY;
+}
+
+/* Was issue 17: aborting another, non-running task ran its drop function
+ * synchronously, inside the aborting task's poll; only a self-abort was
+ * deferred. Now both are marked and reaped once the poll returns. The
+ * victims: one pending on a wake (id 2), one queued and never polled
+ * (id 3, behind the aborter), and one on the other queue that another
+ * thread woke during the poll (id 4: on the inbox already). Round 1
+ * frees the handles right after the aborts (detached while marked). */
+START_TEST(abort_of_another_task_drops_after_the_aborting_poll_not_inside)
+{
+    for (int round = 0; round < 2; round++) {
+        memset(g_polls, 0, sizeof g_polls);
+        memset(g_drops, 0, sizeof g_drops);
+        tenv env;
+        tenv_init(&env, cfg_two(), 1);
+        cw_queue *q1 = cw_executor_queue(env.ex, Q1);
+        cw_queue *q2 = cw_executor_queue(env.ex, Q2);
+        cw_join *jv[3];
+        spawn_gate(q1, 2, &jv[0]);
+        spawn_gate(q2, 4, &jv[2]);
+        for (int i = 0; i < 3; i++)
+            tenv_turn(&env);
+        ck_assert_int_eq(g_polls[2], 1);
+        ck_assert_int_eq(g_polls[4], 1);
+        struct aborter a = {.id = 1, .victims = jv, .remote_wake = g_waker[4], .nvictims = 3,
+                            .free_handles = round == 1};
+        cw_join *ja;
+        ck_assert_int_eq(cw_spawn(q1, aborter_poll, &a, sizeof a, NULL, &ja), 0);
+        spawn_gate(q1, 3, &jv[1]); /* queued behind the aborter: never polled */
+        ck_assert_int_eq(cw_executor_run_until(env.ex, ja), 0);
+        struct aborter *out = cw_join_state(ja);
+        ck_assert_msg(out->drops_in_poll == 0, "a drop ran inside the aborting poll");
+        ck_assert_msg(out->drops_after_yield == 0, "a drop ran inside cw_should_yield()");
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(out->status_in_poll[i], -EAGAIN); /* not reaped yet */
+        /* reaped right after that poll: no loop turn needed */
+        ck_assert_int_eq(g_drops[2], 1);
+        ck_assert_int_eq(g_drops[3], 1);
+        ck_assert_int_eq(g_drops[4], 1);
+        if (round == 0)
+            for (int i = 0; i < 3; i++) {
+                ck_assert_int_eq(cw_join_status(jv[i]), -ECANCELED);
+                ck_assert_ptr_null(cw_join_state(jv[i]));
+            }
+        for (int i = 0; i < 3; i++)
+            tenv_turn(&env);
+        ck_assert_int_eq(g_polls[2], 1); /* none polled again */
+        ck_assert_int_eq(g_polls[3], 0);
+        ck_assert_int_eq(g_polls[4], 1);
+        struct cw_executor_stats st = stats_of(env.ex);
+        ck_assert_uint_eq(st.tasks_live, 0);
+        ck_assert_uint_eq(st.tasks_cancelled, 3);
+        ck_assert_uint_eq(st.tasks_completed, 1);
+        cw_waker_free(g_waker[2]); /* stale wakers: no-ops, then freed */
+        cw_waker_wake(g_waker[4]);
+        g_waker[2] = g_waker[4] = NULL;
+        if (round == 0)
+            for (int i = 0; i < 3; i++)
+                cw_join_free(jv[i]);
+        cw_join_free(ja);
+        tenv_free(&env);
+        for (int id = 2; id <= 4; id++)
+            ck_assert_int_eq(g_drops[id], 1);
+    }
+}
+END_TEST
+
 static void reset(void)
 {
     memset(g_polls, 0, sizeof g_polls);
@@ -1062,6 +1167,7 @@ static Suite *suite(void)
     tcase_add_test(tc, run_until_from_inside_task_is_ebusy);
     tcase_add_test(tc, abort_queued_task_emptying_its_queue_keeps_executor_consistent);
     tcase_add_test(tc, abort_from_task_emptying_running_queue_keeps_executor_consistent);
+    tcase_add_test(tc, abort_of_another_task_drops_after_the_aborting_poll_not_inside);
     suite_add_tcase(s, tc);
     return s;
 }

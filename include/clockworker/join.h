@@ -48,12 +48,15 @@ CW_EXTERN void *cw_join_state(cw_join *j);
 CW_EXTERN const char *cw_join_panic_message(const cw_join *j);
 
 /**
- * Cancel the task: it is not polled again, its drop function runs (now, or
- * right after the poll in progress if the task aborts itself), and the
- * status becomes -ECANCELED; a task awaiting it is woken. A task that waits
- * for a wake that never comes is released here, not at some later wake.
- * Aborting a task that has already ended (or aborting twice) does nothing.
- * NULL is a no-op.
+ * Cancel the task: it is not polled again, its drop function runs, and the
+ * status becomes -ECANCELED; a task awaiting it is woken. When the drop
+ * runs (mark-then-reap): outside any task's poll, now, inside this call;
+ * from inside a poll of the same executor (the task's own or another
+ * task's), right after that poll returns, never under it -- until then
+ * the status stays -EAGAIN, and freeing the handle meanwhile is safe. A
+ * task that waits for a wake that never comes is released then, not at
+ * some later wake. Aborting a task that has already ended (or aborting
+ * twice) does nothing. NULL is a no-op.
  */
 CW_EXTERN void cw_join_abort(cw_join *j);
 

@@ -1,6 +1,8 @@
 /* join.c - join handles: a cw_join * is the task block, holding a reference. */
 #include "config.h"
 
+#include <assert.h>
+
 #include "internal.h"
 
 cw_poll cw_join_poll(cw_join *j, cw_cx *cx)
@@ -42,19 +44,43 @@ const char *cw_join_panic_message(const cw_join *j)
     return t->panic_msg ? t->panic_msg : "(panic message lost: out of memory)";
 }
 
+/* Mark-then-reap for a task aborted from another task's poll: it goes
+ * on the inbox (holding a reference, as a remote wake does), and the
+ * drain after the poll in progress ends it (waker.c); a drain inside the
+ * poll (cw_should_yield()) leaves it there. Already on the inbox (a
+ * remote wake): the drain that takes it reaps it. */
+static void reap_after_poll(cw__shared *sh, cw__task *t)
+{
+    unsigned r = atomic_load(&t->refs);
+    do {
+        if (r & CW__REF_INBOX)
+            return;
+    } while (!atomic_compare_exchange_weak(&t->refs, &r, (r + 1) | CW__REF_INBOX));
+    bool pushed = cw__inbox_push(sh, t);
+    assert(pushed); /* the executor is alive: its inbox is open */
+    (void)pushed;
+}
+
 void cw_join_abort(cw_join *j)
 {
     if (!j)
         return;
     cw__task *t = cw__task_of_join(j);
-    if (t->flags & CW__T_DONE)
-        return;
+    if (t->flags & (CW__T_DONE | CW__T_CANCEL))
+        return; /* ended, or ending at the next safe point */
     if (t->flags & CW__T_RUNNING) {
         /* Aborted from inside its own poll: end it once the poll returns. */
         t->flags |= CW__T_CANCEL;
         return;
     }
-    cw__task_end(cw__task_shared(t)->ex, t, -ECANCELED);
+    cw__shared *sh = cw__task_shared(t);
+    if (sh->ex->cx.task) {
+        /* Inside another task's poll: the drop must not run under it. */
+        t->flags |= CW__T_CANCEL;
+        reap_after_poll(sh, t);
+        return;
+    }
+    cw__task_end(sh->ex, t, -ECANCELED);
 }
 
 void cw_join_free(cw_join *j)

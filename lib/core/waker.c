@@ -126,12 +126,26 @@ void cw__inbox_drain(cw_executor *ex)
     }
     while (fifo) {
         cw__task *next = fifo->inbox_next; /* read before re-arming */
+        /* Aborted from a poll (join.c): reaped here, but never inside a
+         * poll (cw_should_yield() drains): back on the inbox then, still
+         * holding its reference, for the drain after the poll. */
+        bool reap = (fifo->flags & (CW__T_CANCEL | CW__T_RUNNING | CW__T_DONE | CW__T_SPAWNING))
+                    == CW__T_CANCEL;
+        if (reap && ex->cx.task) {
+            bool pushed = cw__stack_push(&ex->shared->inbox, fifo);
+            assert(pushed);
+            (void)pushed;
+            fifo = next;
+            continue;
+        }
         /* an exchange, not a store: it reads the value a remote waker's
          * exchange wrote, so that waker's writes happen before the poll
          * this wake leads to (a store would not synchronise with it) */
         atomic_fetch_and(&fifo->refs, ~CW__REF_INBOX);
         if (fifo->flags & CW__T_SPAWNING) /* cw_spawn_remote() */
             cw__spawn_remote_finish(ex, fifo);
+        else if (reap)
+            cw__task_end(ex, fifo, -ECANCELED);
         else if (!(fifo->flags & CW__T_DONE)) {
             ex->stats.wakes_remote++;
             CW__HOOK(ex, wake, cw__task_queue(ex, fifo), fifo->state, true);
