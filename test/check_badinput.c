@@ -278,7 +278,7 @@ static long strerror_unknown_positive(void)
 
 static long strerror_unknown_negative(void)
 {
-    return !strcmp(cw_strerror(-EPERM), "unknown error");
+    return !strcmp(cw_strerror(-4000), "unknown error"); /* no such errno */
 }
 
 static long strerror_int_min(void)
@@ -289,7 +289,7 @@ static long strerror_int_min(void)
 
 static long err_name_unknown(void)
 {
-    return !strcmp(cw_err_name(12345), "UNKNOWN") && !strcmp(cw_err_name(-EPERM), "UNKNOWN")
+    return !strcmp(cw_err_name(12345), "UNKNOWN") && !strcmp(cw_err_name(-4000), "UNKNOWN")
            && !strcmp(cw_err_name(INT_MIN), "UNKNOWN");
 }
 
@@ -1921,7 +1921,7 @@ typedef struct row {
 static const row rows[] = {
     /* error.h */
     {"cw_strerror: positive errno -> \"unknown error\"", strerror_unknown_positive, SAME_STR},
-    {"cw_strerror: -EPERM (not ours) -> \"unknown error\"", strerror_unknown_negative, SAME_STR},
+    {"cw_strerror: -4000 (no such errno) -> \"unknown error\"", strerror_unknown_negative, SAME_STR},
     {"cw_strerror: INT_MIN, INT_MAX -> \"unknown error\"", strerror_int_min, SAME_STR},
     {"cw_err_name: unknown codes -> \"UNKNOWN\"", err_name_unknown, SAME_STR},
     /* config.h */

@@ -1,5 +1,6 @@
 /* check_config.c - configuration: every bad input gets its error and
  * changes nothing; cw_strerror names every code. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +129,33 @@ START_TEST(config_is_copied_and_reusable)
 }
 END_TEST
 
+/* Was issue 17: system codes the library passes through (socket errors
+ * from cw_bev_result(), -EMFILE from the notification fd ...) were all
+ * "unknown error". They get the system's text; ours keep theirs. */
+START_TEST(strerror_names_system_codes_the_library_passes_through)
+{
+    const int sys[] = {-ECONNREFUSED, -ENOTSOCK, -EMFILE, -ENFILE, -EPERM, -EBADF,
+                       -ENOTCONN, -EHOSTUNREACH, -EACCES, -EADDRINUSE};
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
+        const char *t = cw_strerror(sys[i]);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_msg(strcmp(t, "unknown error") != 0, "%d has no text", sys[i]);
+        ck_assert_str_eq(t, strerror(-sys[i])); /* the system's text */
+    }
+    ck_assert_str_eq(cw_strerror(-ENOENT), "no such queue"); /* ours win */
+    ck_assert_str_eq(cw_strerror(-EOVERFLOW), "count would overflow (semaphore permits)");
+#ifdef __GLIBC__
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32)
+    ck_assert_str_eq(cw_err_name(-ECONNREFUSED), "ECONNREFUSED");
+    ck_assert_str_eq(cw_err_name(-EMFILE), "EMFILE");
+#endif
+#endif
+    ck_assert_str_eq(cw_strerror(-4000), "unknown error");
+    ck_assert_str_eq(cw_strerror(EINVAL), "unknown error"); /* positive */
+    ck_assert_str_eq(cw_strerror(INT_MIN), "unknown error");
+}
+END_TEST
+
 START_TEST(strerror_names_every_code)
 {
     const int codes[] = {0, -EINVAL, -ENOMEM, -ENOENT, -EEXIST, -ECANCELED,
@@ -158,6 +186,7 @@ static Suite *suite(void)
     tcase_add_test(tc, max_queues_supported_and_one_more_is_einval);
     tcase_add_test(tc, config_is_copied_and_reusable);
     tcase_add_test(tc, strerror_names_every_code);
+    tcase_add_test(tc, strerror_names_system_codes_the_library_passes_through);
     suite_add_tcase(s, tc);
     return s;
 }

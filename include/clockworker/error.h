@@ -48,14 +48,26 @@ extern "C" {
 /**
  * The text for an error code returned by clockworker.
  *
+ * The codes in ::CW_ERRNO_MAP have clockworker's text. Any other negative
+ * errno has the system's (strerror()'s) text: clockworker passes some
+ * through, e.g. a socket error from cw_bev_result() (-ECONNREFUSED,
+ * -ENOTSOCK ...) or -EMFILE/-ENFILE when cw_executor_new() cannot create
+ * its notification fd.
+ *
  * @param err 0, a negative errno, or ::CW_EPANIC.
- * @return a static string, never NULL; "unknown error" for a code that
- *         clockworker does not return. Any thread.
+ * @return a string, never NULL, that the caller must not free: static
+ *         (with glibc >= 2.32, and for the codes in ::CW_ERRNO_MAP), or
+ *         else the system's text in a per-thread buffer, valid until the
+ *         thread's next cw_strerror() call. "unknown error" for a
+ *         positive value, or a negative one the system has no text for.
+ *         Any thread.
  */
 CW_EXTERN const char *cw_strerror(int err);
 
 /**
- * The symbolic name of an error code ("EINVAL", "EPANIC", "OK"), or
+ * The symbolic name of an error code ("EINVAL", "EPANIC", "OK"; for a
+ * negative errno outside ::CW_ERRNO_MAP the system's name, e.g.
+ * "ECONNREFUSED", where the C library provides strerrorname_np()), or
  * "UNKNOWN". Static string; any thread.
  */
 CW_EXTERN const char *cw_err_name(int err);
