@@ -157,7 +157,8 @@ typedef struct kvd {
     bool stopping;
     long work, chunk;
     unsigned long long requests, bg_iterations;
-    long in_flight;             /* requests received whose reply is not flushed */
+    long in_flight;             /* requests whose reply evhttp has not flushed */
+    struct flight *flights;     /* the requests counted in in_flight */
     int drain_ticks;
     struct event *drain_ev;     /* shutdown: waits for in_flight == 0 */
     uint64_t sink;              /* keeps the CPU work observable */
@@ -261,11 +262,65 @@ static int serve(kvd *d, struct evhttp_request *req, struct evbuffer *out, const
     }
 }
 
+/*
+ * Counting requests in flight: from the hand-over of the reply to evhttp
+ * until the reply is flushed. evhttp calls a request's completion
+ * callback only then: when the client resets the connection first,
+ * evhttp frees the request with the connection and never calls it. So
+ * each counted request also has the connection's close callback, which
+ * evhttp_connection_free() calls: whichever of the two comes first
+ * counts it out (the completion clears the close callback). evhttp
+ * serves one request per connection at a time, so the connection's one
+ * close callback slot is free for it: clockworker's adapter (cw_http)
+ * uses it only while a task holds the request, and gives it back when
+ * the task replies. libevent 2.1 has no per-request free callback.
+ */
+typedef struct flight {
+    struct flight *next; /* kvd.flights: freed at exit if never counted out */
+    kvd *d;
+    struct evhttp_connection *evcon;
+} flight;
+
+static void flight_end(flight *f)
+{
+    flight **pp = &f->d->flights;
+    while (*pp != f)
+        pp = &(*pp)->next;
+    *pp = f->next;
+    f->d->in_flight--;
+    free(f);
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    flight_end(arg); /* the reply will never be flushed */
+}
+
 static void on_complete(struct evhttp_request *req, void *arg)
 {
-    kvd *d = arg;
+    flight *f = arg;
     (void)req;
-    d->in_flight--;
+    evhttp_connection_set_closecb(f->evcon, NULL, NULL);
+    flight_end(f);
+}
+
+/* The reply to req, on connection evcon, has been handed to evhttp: count
+ * the request until the reply is flushed or the connection closes. Not
+ * counted without a connection (the client is gone: evhttp frees the
+ * request in the reply call) or without memory for the record. */
+static void flight_begin(kvd *d, struct evhttp_request *req, struct evhttp_connection *evcon)
+{
+    flight *f;
+    if (!evcon || !(f = calloc(1, sizeof *f)))
+        return;
+    f->d = d;
+    f->evcon = evcon;
+    f->next = d->flights;
+    d->flights = f;
+    d->in_flight++;
+    evhttp_connection_set_closecb(evcon, on_conn_close, f);
+    evhttp_request_set_on_complete_cb(req, on_complete, f);
 }
 
 /* ---- clockworker mode: a task per request, background tasks ---------------- */
@@ -281,14 +336,15 @@ static cw_poll req_poll(void *state, cw_http_req *hr, cw_cx *cx)
     struct evhttp_request *req = cw_http_req_request(hr);
     const char *reason = "Internal Server Error";
     (void)cx;
-    d->in_flight++;
-    evhttp_request_set_on_complete_cb(req, on_complete, d);
+    /* (read before the reply: once the reply is handed over, req may be
+     * freed if the client has gone) */
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct evbuffer *out = evbuffer_new();
     int code = out ? serve(d, req, out, &reason) : 500;
-    if (code < 300 && out)
-        cw_http_reply(hr, code, reason, out);
-    else
-        cw_http_send_error(hr, code, reason);
+    int err = code < 300 && out ? cw_http_reply(hr, code, reason, out)
+                                : cw_http_send_error(hr, code, reason);
+    if (err == 0) /* the adapter gave the close callback back: count it */
+        flight_begin(d, req, evcon);
     t->replied = true;
     evbuffer_free(out);
     return CW_READY;
@@ -324,8 +380,8 @@ static void plain_cb(struct evhttp_request *req, void *arg)
 {
     kvd *d = arg;
     const char *reason = "Internal Server Error";
-    d->in_flight++;
-    evhttp_request_set_on_complete_cb(req, on_complete, d);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    flight_begin(d, req, evcon); /* before the reply, which may free req */
     struct evbuffer *out = evbuffer_new();
     int code = out ? serve(d, req, out, &reason) : 500;
     if (code < 300 && out)
@@ -567,6 +623,8 @@ out:
     cw_http_route_free(d.route);
     if (d.http)
         evhttp_free(d.http);
+    while (d.flights) /* connections freed without their close callback */
+        flight_end(d.flights);
     if (d.bg_joins) {
         for (long i = 0; i < nbg; i++)
             if (d.bg_joins[i]) {
