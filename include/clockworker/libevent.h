@@ -34,7 +34,8 @@ extern "C" {
  * @param out  receives the executor, to free with cw_executor_free().
  * @return 0; -EINVAL if base, cfg or out is NULL or cfg has no queue
  *         (*out is then set to NULL when out is not NULL); -ENOMEM; or a
- *         negative errno from creating the notification fd.
+ *         negative errno from creating the notification fd (eventfd() or
+ *         pipe(): -EMFILE, -ENFILE ...).
  */
 CW_EXTERN int cw_executor_new(struct event_base *base, const cw_config *cfg, cw_executor **out);
 

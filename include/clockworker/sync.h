@@ -96,7 +96,7 @@
  * Errors used here: -EINVAL (NULL or bad argument), -ENOMEM, -EAGAIN
  * (would wait: full, empty, no permit; or "not finished yet"), -EPIPE
  * (closed, the peer is gone, or the primitive was freed), -ESHUTDOWN
- * (the executor is gone), -ECANCELED, -EBUSY.
+ * (the executor is gone), -ECANCELED, -EBUSY, -EOVERFLOW (cw_sem_release()).
  *
  * Thread rule in short: everything is executor-thread only (the thread of
  * the executor whose tasks use the primitive) unless its documentation
@@ -207,7 +207,8 @@ CW_EXTERN void cw_oneshot_recv_init(cw_oneshot_recv *f, cw_oneshot *os, void *ou
 CW_EXTERN cw_poll cw_oneshot_recv_poll(cw_oneshot_recv *f, cw_cx *cx);
 
 /** 0, -EPIPE (see cw_oneshot_recv_poll()), -EAGAIN before ::CW_READY,
- *  -EINVAL for NULL f. */
+ *  -ECANCELED once dropped before it completed, -EINVAL for NULL f (or
+ *  a bad cx: the file comment). */
 CW_EXTERN int cw_oneshot_recv_result(const cw_oneshot_recv *f);
 
 /** Stop waiting: the waker stored in the oneshot is released (unless the
@@ -316,7 +317,8 @@ CW_EXTERN void cw_chan_send_init(cw_chan_send *f, cw_chan *ch, const void *value
  */
 CW_EXTERN cw_poll cw_chan_send_poll(cw_chan_send *f, cw_cx *cx);
 
-/** 0, -EPIPE, -EINVAL (see the file comment), -EAGAIN before ready. */
+/** 0, -EPIPE, -EINVAL (see the file comment), -EAGAIN before ready,
+ *  -ECANCELED once dropped before it completed. */
 CW_EXTERN int cw_chan_send_result(const cw_chan_send *f);
 
 /** Leave the senders' wait list; the value is not sent (a value already
@@ -335,7 +337,8 @@ CW_EXTERN void cw_chan_recv_init(cw_chan_recv *f, cw_chan *ch, void *out);
  */
 CW_EXTERN cw_poll cw_chan_recv_poll(cw_chan_recv *f, cw_cx *cx);
 
-/** 0, -EPIPE, -EINVAL, or -EAGAIN before ready. */
+/** 0, -EPIPE, -EINVAL (NULL f, or a bad cx), -EAGAIN before ready, or
+ *  -ECANCELED once dropped before it completed. */
 CW_EXTERN int cw_chan_recv_result(const cw_chan_recv *f);
 
 /** Leave the receivers' wait list; a value reserved for this receiver
@@ -438,7 +441,8 @@ CW_EXTERN void cw_remote_chan_recv_init(cw_remote_chan_recv *f, cw_remote_chan *
  */
 CW_EXTERN cw_poll cw_remote_chan_recv_poll(cw_remote_chan_recv *f, cw_cx *cx);
 
-/** 0, -EPIPE, -EINVAL, or -EAGAIN before ready. */
+/** 0, -EPIPE, -EINVAL (NULL f, or a bad cx), -EAGAIN before ready, or
+ *  -ECANCELED once dropped before it completed. */
 CW_EXTERN int cw_remote_chan_recv_result(const cw_remote_chan_recv *f);
 
 /** Stop waiting: the registration is removed; values stay in the ring
@@ -492,7 +496,8 @@ CW_EXTERN void cw_notify_wait_init(cw_notify_wait *f, cw_notify *n);
  */
 CW_EXTERN cw_poll cw_notify_wait_poll(cw_notify_wait *f, cw_cx *cx);
 
-/** 0, -EPIPE, -EINVAL, or -EAGAIN before ready. */
+/** 0, -EPIPE, -EINVAL (NULL f, or a bad cx), -EAGAIN before ready, or
+ *  -ECANCELED once dropped before it completed. */
 CW_EXTERN int cw_notify_wait_result(const cw_notify_wait *f);
 
 /** Leave the wait list (passing on a cw_notify_one() notification
@@ -560,7 +565,8 @@ CW_EXTERN void cw_sem_acquire_init(cw_sem_acquire *f, cw_sem *s, uint64_t n);
  */
 CW_EXTERN cw_poll cw_sem_acquire_poll(cw_sem_acquire *f, cw_cx *cx);
 
-/** 0, -EPIPE, -EINVAL, or -EAGAIN before ready. */
+/** 0, -EPIPE, -EINVAL (NULL f, or a bad cx), -EAGAIN before ready, or
+ *  -ECANCELED once dropped before it completed. */
 CW_EXTERN int cw_sem_acquire_result(const cw_sem_acquire *f);
 
 /** Leave the wait list; permits granted and not yet seen go back. Does
