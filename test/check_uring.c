@@ -789,7 +789,7 @@ int main(void)
     int err = cw_executor_new_uring(cfg, 0, &ex);
     cw_config_free(cfg);
     if (err < 0) {
-        printf("SKIP: no io_uring here: %s\n", cw_strerror(err));
+        printf("SKIP: no io_uring here: %s\n", strerror(-err));
         return 77;
     }
     cw_executor_free(ex);
