@@ -18,7 +18,17 @@
  * has nothing to submit makes no system call (io_uring_submit() and
  * io_uring_peek_cqe() enter the kernel only when SQEs are queued or the
  * completion ring overflowed). Busy rounds back to back cost no syscall
- * where libevent pays an epoll_wait() with a zero timeout.
+ * where libevent pays an epoll_wait() with a zero timeout. Measured on
+ * the 2-core VM of issue 16 (a task waking itself, one poll per round,
+ * max_polls_per_yield 1): 50-85 ns per round trip on the ring, 1.6-1.8
+ * us on libevent (one epoll_wait each); 1 io_uring_enter() for 100,000
+ * rounds. The price: while rounds run back to back, a completion caused
+ * by another thread (a peer's write) is posted when the kernel's
+ * notification (an IPI) interrupts this thread: a waiter ran p50 26-34
+ * us after the write, against 11-12 us on libevent; entering the kernel
+ * every turn (io_uring_get_events) brought it to 10-15 us, at
+ * libevent's cost per round. When nothing keeps a round due, the turn
+ * blocks in the kernel and a completion wakes it at once.
  *
  * The timer is the timeout of the blocking wait (io_uring_enter with
  * IORING_ENTER_EXT_ARG, kernel 5.11), not an IORING_OP_TIMEOUT request:
