@@ -82,8 +82,10 @@ CW_EXTERN int cw_uring_run(cw_executor *ex, cw_uring_run_mode mode);
  *
  * For reading its features or registering resources. The ring is the
  * executor's: every completion of it belongs to the executor, so do not
- * submit requests of your own or reap completions on it (a completion
- * the executor does not know is dropped).
+ * submit requests of your own or reap completions on it (the executor
+ * takes the user_data of every completion for a request of its own).
+ * Needs a kernel with IORING_FEAT_EXT_ARG (5.11) for the timed wait
+ * without a timeout request; liburing falls back to one before that.
  */
 CW_EXTERN struct io_uring *cw_executor_uring(const cw_executor *ex);
 
