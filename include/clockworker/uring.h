@@ -66,9 +66,10 @@ typedef enum cw_uring_run_mode {
 /**
  * Run the executor's ring on the executor thread.
  *
- * @return 1 when nothing is left to wait for (always, on success, for
- *         ::CW_URING_RUN_DEFAULT); 0 after a ::CW_URING_RUN_ONCE or
- *         ::CW_URING_RUN_NOWAIT turn that left something to wait for;
+ * @return 1 when there was nothing to wait for, and so nothing ran
+ *         (always, on success, for ::CW_URING_RUN_DEFAULT: it returns
+ *         once nothing is left), as event_base_loop() says; 0 after a
+ *         ::CW_URING_RUN_ONCE or ::CW_URING_RUN_NOWAIT turn;
  *         -EINVAL if ex is NULL, does not run on io_uring or mode is
  *         unknown; -EBUSY if called from inside a task or callback of ex
  *         (the ring is being run already); a negative errno of

@@ -54,6 +54,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -94,6 +95,7 @@ struct urrec {
     unsigned char state;
     bool inflight;       /* its POLL_ADD is in the ring (its CQE is to come) */
     bool remove_queued;  /* REC_FREED: its POLL_REMOVE is queued */
+    bool fd_checked;     /* the fd was open at its first arm */
 };
 
 struct urdrv {
@@ -327,12 +329,15 @@ static int pass(struct urdrv *d, bool block, bool *idle)
 
 /* One turn; block: until something was handled (a wake-up for a
  * cancelled request's completion only waits again).
- * @return 1 if nothing is left to wait for after it, 0, or a negative
+ * @return 1 if there was nothing to wait for (nothing ran: as
+ * event_base_loop(EVLOOP_ONCE) and driver.h's run_once), 0, or a negative
  * errno from io_uring_enter(). */
 static int turn(struct urdrv *d, bool block)
 {
     bool idle = false;
     int r;
+    if (nothing_to_wait_for(d) && io_uring_cq_ready(&d->ring) == 0)
+        return 1;
     d->running = true;
     do
         r = pass(d, block, &idle);
@@ -340,7 +345,7 @@ static int turn(struct urdrv *d, bool block)
     d->running = false;
     if (r < 0 && r != -EINTR)
         return r;
-    return nothing_to_wait_for(d) ? 1 : 0;
+    return 0;
 }
 
 /* ---- the ops ------------------------------------------------------------- */
@@ -438,6 +443,14 @@ static int ur_fd_arm(void *drv, void *rec)
     struct urrec *r = rec;
     if (r->state == REC_ARMED)
         return 0;
+    /* A closed fd fails the wait now (revents 0), as epoll_ctl() does on
+     * libevent: the POLL_ADD would only say so in its completion. Once per
+     * record: a later wait on the same future is on the same fd. */
+    if (!r->fd_checked) {
+        if (fcntl(r->fd, F_GETFD) < 0)
+            return -EBADF;
+        r->fd_checked = true;
+    }
     struct io_uring_sqe *sqe = get_sqe(d);
     if (!sqe) /* the kernel takes no SQE until completions are reaped */
         return -ENOMEM;
