@@ -3,7 +3,6 @@
  * cw_uring_run(CW_URING_RUN_NOWAIT). init fails with the ring's error
  * (-ENOSYS, -EPERM) where io_uring is not available: skip then. */
 #include "testutil.h"
-#include "tdrv.h"
 
 #include "clockworker/uring.h"
 
@@ -13,9 +12,22 @@ static int uring_init(tenv *env, cw_config *cfg)
     return cw_executor_new_uring(cfg, 0, &env->ex);
 }
 
+/* After cw_executor_free() (env->ex NULL) the ring is closed: there is
+ * nothing left to turn or to wait for. */
 static void uring_turn(tenv *env)
 {
-    ck_assert_int_ge(cw_uring_run(env->ex, CW_URING_RUN_NOWAIT), 0);
+    if (env->ex)
+        ck_assert_int_ge(cw_uring_run(env->ex, CW_URING_RUN_NOWAIT), 0);
+}
+
+static int uring_run_once(tenv *env)
+{
+    return env->ex ? cw_uring_run(env->ex, CW_URING_RUN_ONCE) : 1;
+}
+
+static int uring_dispatch(tenv *env)
+{
+    return cw_uring_run(env->ex, CW_URING_RUN_DEFAULT);
 }
 
 static void uring_free(tenv *env)
@@ -27,5 +39,7 @@ const tdriver tdrv_uring = {
     .name = "uring",
     .init = uring_init,
     .turn = uring_turn,
+    .run_once = uring_run_once,
+    .dispatch = uring_dispatch,
     .free = uring_free,
 };
