@@ -4,14 +4,16 @@
  * task sets `answer` and returns CW_READY; main runs the loop until the
  * task has ended and reads the finished state through the join handle.
  *
+ * Usage: hello [--loop libevent|libuv|uring|embed]   (loop.h; default libevent)
  * Prints: 42
  */
 #include <stdio.h>
 #include <stdlib.h>
-
-#include <event2/event.h>
+#include <string.h>
 
 #include <clockworker.h>
+
+#include "loop.h"
 
 enum { MAIN_QUEUE = 0 };
 
@@ -27,10 +29,9 @@ static cw_poll hello_poll(void *state, cw_cx *cx)
     return CW_READY;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     int rc = EXIT_FAILURE;
-    struct event_base *base = NULL;
     cw_config *cfg = NULL;
     cw_executor *ex = NULL;
     cw_join *join = NULL;
@@ -38,14 +39,20 @@ int main(void)
     struct hello *done;
     int err;
 
-    base = event_base_new();
+    const char *loop = loop_option(&argc, argv); /* --loop NAME (loop.h) */
+    if (argc > 1) {
+        int help = strcmp(argv[1], "--help") == 0;
+        fprintf(help ? stdout : stderr, "usage: hello " LOOP_USAGE "\n" LOOP_HELP);
+        return help ? EXIT_SUCCESS : 2;
+    }
+
     cfg = cw_config_new();
-    if (!base || !cfg) {
+    if (!cfg) {
         fprintf(stderr, "hello: out of memory\n");
         goto out;
     }
     if ((err = cw_config_add_queue(cfg, MAIN_QUEUE, 1)) < 0
-        || (err = cw_executor_new(base, cfg, &ex)) < 0) {
+        || (err = loop_executor_new(loop, cfg, &ex)) < 0) {
         fprintf(stderr, "hello: %s\n", cw_strerror(err));
         goto out;
     }
@@ -68,9 +75,7 @@ int main(void)
 
 out:
     cw_join_free(join);
-    cw_executor_free(ex);
+    loop_executor_free(ex); /* the executor, then its loop */
     cw_config_free(cfg);
-    if (base)
-        event_base_free(base);
     return rc;
 }

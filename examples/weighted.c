@@ -11,7 +11,8 @@
  * starved: the sleep wakes it at its deadline, and its queue is the one
  * that gets most of the CPU.
  *
- * Usage: weighted [--duration-ms N]   (default 1000)
+ * Usage: weighted [--duration-ms N] [--loop libevent|libuv|uring|embed]
+ *   (default 1000 ms, on libevent; loop.h)
  * Last line: high=<units> low=<units> ratio=<high/low>
  */
 #include <errno.h>
@@ -20,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include <clockworker.h>
+
+#include "loop.h"
 
 enum { HIGH = 1, LOW = 2 };
 
@@ -75,11 +76,14 @@ static void stopper_drop(void *state)
     cw_sleep_drop(&s->sleep); /* leave the timer heap if cancelled */
 }
 
+/* 0, 1 for --help, -1 for a bad argument. */
 static int parse_args(int argc, char **argv, unsigned long *duration_ms)
 {
     *duration_ms = 1000;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--duration-ms") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--help") == 0) {
+            return 1;
+        } else if (strcmp(argv[i], "--duration-ms") == 0 && i + 1 < argc) {
             char *end;
             errno = 0;
             *duration_ms = strtoul(argv[++i], &end, 10);
@@ -95,7 +99,6 @@ static int parse_args(int argc, char **argv, unsigned long *duration_ms)
 int main(int argc, char **argv)
 {
     int rc = EXIT_FAILURE;
-    struct event_base *base = NULL;
     cw_config *cfg = NULL;
     cw_executor *ex = NULL;
     cw_queue *qhigh, *qlow;
@@ -107,20 +110,22 @@ int main(int argc, char **argv)
     bool stop = false;
     int err;
 
-    if (parse_args(argc, argv, &duration_ms) < 0) {
-        fprintf(stderr, "usage: weighted [--duration-ms N]\n");
-        return 2;
+    const char *loop = loop_option(&argc, argv); /* --loop NAME (loop.h) */
+    if ((err = parse_args(argc, argv, &duration_ms)) != 0) {
+        fprintf(err > 0 ? stdout : stderr,
+                "usage: weighted [--duration-ms N] " LOOP_USAGE "\n"
+                "  --duration-ms N  how long the counters run (default 1000)\n" LOOP_HELP);
+        return err > 0 ? EXIT_SUCCESS : 2;
     }
 
-    base = event_base_new();
     cfg = cw_config_new();
-    if (!base || !cfg) {
+    if (!cfg) {
         fprintf(stderr, "weighted: out of memory\n");
         goto out;
     }
     if ((err = cw_config_add_queue(cfg, HIGH, 8)) < 0
         || (err = cw_config_add_queue(cfg, LOW, 1)) < 0
-        || (err = cw_executor_new(base, cfg, &ex)) < 0) {
+        || (err = loop_executor_new(loop, cfg, &ex)) < 0) {
         fprintf(stderr, "weighted: %s\n", cw_strerror(err));
         goto out;
     }
@@ -164,9 +169,7 @@ out:
     cw_join_free(jstop);
     cw_join_free(jhigh);
     cw_join_free(jlow);
-    cw_executor_free(ex);
+    loop_executor_free(ex); /* the executor, then its loop */
     cw_config_free(cfg);
-    if (base)
-        event_base_free(base);
     return rc;
 }
