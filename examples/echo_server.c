@@ -14,17 +14,21 @@
  *   burners the rest of the CPU.
  * - Partial writes: a connection echoes every byte it read before it reads
  *   again, awaiting EV_WRITE when the peer does not keep up.
- * - Clean shutdown: SIGINT or SIGTERM (libevent signal events) break the
- *   loop; cw_executor_free() cancels every task, whose drop functions drop
- *   their cw_fdwaits and close their sockets; the process exits 0.
+ * - Clean shutdown: SIGINT or SIGTERM arrive on a signalfd that one more
+ *   task awaits like a socket; it stops the loop. cw_executor_free()
+ *   cancels every task, whose drop functions drop their cw_fdwaits and
+ *   close their sockets; the process exits 0.
+ * - The same program on every event loop (--loop, loop.h): the tasks and
+ *   their fd waits do not change.
  *
- * Usage: echo_server [--port N] [--bg N] [--sndbuf N]
+ * Usage: echo_server [--port N] [--bg N] [--sndbuf N] [--loop NAME]
  *   --port N    TCP port on 127.0.0.1 (default 0: any free port)
  *   --bg N      background CPU burners (default 2)
  *   --sndbuf N  SO_SNDBUF of each connection (default 0: the kernel's,
  *               which grows to megabytes); a small one makes a slow
  *               reader fill it, so partial writes and EV_WRITE waits
  *               show up in the write_waits counter
+ *   --loop NAME libevent (default), libuv, uring or embed
  * It prints one line on stdout, `listening on 127.0.0.1:<port>`, once it
  * accepts connections; try it with `nc 127.0.0.1 <port>`. At exit it
  * prints counters on stderr.
@@ -32,16 +36,18 @@
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/event.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <clockworker.h>
+
+#include "loop.h"
 
 enum { Q_FOREGROUND = 1, Q_BACKGROUND = 2 };
 #define FG_WEIGHT 100
@@ -53,7 +59,7 @@ enum { Q_FOREGROUND = 1, Q_BACKGROUND = 2 };
 
 /* What every task shares: lives in main's frame, outlives the executor. */
 typedef struct server {
-    struct event_base *base;
+    cw_executor *ex;
     cw_queue *fg;
     int sndbuf;                     /* SO_SNDBUF of connections; 0: default */
     int status;                     /* the process's exit status */
@@ -231,8 +237,7 @@ static cw_poll acceptor_poll(void *state, cw_cx *cx)
         default:
             perror("echo_server: accept");
             a->srv->status = EXIT_FAILURE;
-            if (event_base_loopbreak(a->srv->base) != 0)
-                abort();
+            loop_stop(a->srv->ex);
             CW_RETURN(&a->pt);
         }
         if (fd == -2) {
@@ -240,8 +245,7 @@ static cw_poll acceptor_poll(void *state, cw_cx *cx)
             if (cw_fdwait_revents(&a->readable) == 0) {
                 fprintf(stderr, "echo_server: cannot wait for the listening socket\n");
                 a->srv->status = EXIT_FAILURE;
-                if (event_base_loopbreak(a->srv->base) != 0)
-                    abort();
+                loop_stop(a->srv->ex);
                 CW_RETURN(&a->pt);
             }
         } else if (fd == -3) {
@@ -289,15 +293,75 @@ static cw_poll burner_poll(void *state, cw_cx *cx)
 
 /* ---- signals ------------------------------------------------------------------ */
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* SIGINT and SIGTERM are blocked and queued on a signalfd, which this task
+ * awaits like any socket; the first one stops the loop. */
+typedef struct sigwatch {
+    cw_pt pt;
+    server *srv;
+    int fd;             /* the signalfd (the task's: its drop closes it) */
+    cw_fdwait readable;
+} sigwatch;
+
+static cw_poll sigwatch_poll(void *state, cw_cx *cx)
 {
-    server *srv = arg;
-    (void)what;
-    fprintf(stderr, "echo_server: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    if (event_base_loopbreak(srv->base) != 0) {
-        fprintf(stderr, "echo_server: event_base_loopbreak failed\n");
-        srv->status = EXIT_FAILURE;
+    sigwatch *w = state;
+    struct signalfd_siginfo si; /* a local: set and used between two awaits */
+    ssize_t n;
+
+    CW_BEGIN(&w->pt);
+    for (;;) {
+        n = read(w->fd, &si, sizeof si);
+        if (n == (ssize_t)sizeof si) {
+            fprintf(stderr, "echo_server: %s, shutting down\n",
+                    si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            break;
+        }
+        if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
+            perror("echo_server: read(signalfd)");
+            w->srv->status = EXIT_FAILURE;
+            break;
+        }
+        CW_AWAIT(&w->pt, cw_fdwait_poll(&w->readable, cx));
+        if (cw_fdwait_revents(&w->readable) == 0) {
+            fprintf(stderr, "echo_server: cannot wait for signals\n");
+            w->srv->status = EXIT_FAILURE;
+            break;
+        }
     }
+    loop_stop(w->srv->ex);
+    CW_END(&w->pt);
+}
+
+static void sigwatch_drop(void *state)
+{
+    sigwatch *w = state;
+    cw_fdwait_drop(&w->readable); /* before close() */
+    if (close(w->fd) != 0)
+        perror("echo_server: close(signalfd)");
+}
+
+/* Block SIGINT and SIGTERM and spawn the task that awaits them. */
+static int watch_signals(server *srv)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    int fd;
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0
+        || (fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        perror("echo_server: signalfd");
+        return -1;
+    }
+    sigwatch w = {.srv = srv, .fd = fd};
+    cw_fdwait_init(&w.readable, fd, CW_FD_READ);
+    int err = cw_spawn(srv->fg, sigwatch_poll, &w, sizeof w, sigwatch_drop, NULL);
+    if (err != 0) {
+        fprintf(stderr, "echo_server: spawning the signal task: %s\n", cw_strerror(err));
+        close(fd);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- main --------------------------------------------------------------------- */
@@ -317,10 +381,11 @@ static int parse_num(const char *opt, const char *s, long max, long *out)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: echo_server [--port N] [--bg N] [--sndbuf N]\n"
+    fprintf(f, "usage: echo_server [--port N] [--bg N] [--sndbuf N] " LOOP_USAGE "\n"
                "  --port N    TCP port on 127.0.0.1 (default 0: any free port)\n"
                "  --bg N      background CPU burner tasks (default 2)\n"
-               "  --sndbuf N  SO_SNDBUF of each connection (default 0: the kernel's)\n");
+               "  --sndbuf N  SO_SNDBUF of each connection (default 0: the kernel's)\n"
+               LOOP_HELP);
 }
 
 /* A non-blocking listening socket on 127.0.0.1:port; *bound gets the port
@@ -356,6 +421,7 @@ static int listen_on(long port, unsigned *bound)
 int main(int argc, char **argv)
 {
     long port = 0, nbg = 2, sndbuf = 0;
+    const char *loop = loop_option(&argc, argv); /* --loop NAME (loop.h) */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0) {
             if (parse_num("--port", i + 1 < argc ? argv[++i] : NULL, 65535, &port) != 0)
@@ -378,19 +444,12 @@ int main(int argc, char **argv)
     server srv = {.status = EXIT_SUCCESS, .sndbuf = (int)sndbuf};
     cw_config *cfg = NULL;
     cw_executor *ex = NULL;
-    struct event *sigint_ev = NULL, *sigterm_ev = NULL;
     unsigned bound = 0;
     int err;
 
     int lfd = listen_on(port, &bound);
     if (lfd < 0)
         return EXIT_FAILURE;
-
-    srv.base = event_base_new();
-    if (!srv.base) {
-        fprintf(stderr, "echo_server: event_base_new failed\n");
-        goto fail;
-    }
 
     cfg = cw_config_new();
     if (!cfg) {
@@ -399,12 +458,13 @@ int main(int argc, char **argv)
     }
     if ((err = cw_config_add_queue(cfg, Q_FOREGROUND, FG_WEIGHT)) != 0 ||
         (err = cw_config_add_queue(cfg, Q_BACKGROUND, BG_WEIGHT)) != 0 ||
-        (err = cw_executor_new(srv.base, cfg, &ex)) != 0) {
+        (err = loop_executor_new(loop, cfg, &ex)) != 0) {
         fprintf(stderr, "echo_server: setting up the executor: %s\n", cw_strerror(err));
         goto fail;
     }
     cw_config_free(cfg);
     cfg = NULL;
+    srv.ex = ex;
     srv.fg = cw_executor_queue(ex, Q_FOREGROUND);
     cw_queue *bg = cw_executor_queue(ex, Q_BACKGROUND);
     if (!srv.fg || !bg) {
@@ -412,13 +472,8 @@ int main(int argc, char **argv)
         goto fail;
     }
 
-    sigint_ev = evsignal_new(srv.base, SIGINT, on_signal, &srv);
-    sigterm_ev = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
-    if (!sigint_ev || !sigterm_ev || evsignal_add(sigint_ev, NULL) != 0 ||
-        evsignal_add(sigterm_ev, NULL) != 0) {
-        fprintf(stderr, "echo_server: cannot install the signal events\n");
+    if (watch_signals(&srv) != 0)
         goto fail;
-    }
 
     acceptor a = {.srv = &srv, .fd = lfd};
     cw_fdwait_init(&a.readable, lfd, CW_FD_READ);
@@ -440,10 +495,9 @@ int main(int argc, char **argv)
         goto fail;
     }
 
-    /* Runs until a signal (or a fatal accept error) breaks the loop. */
-    int rc = event_base_dispatch(srv.base);
-    if (rc != 0) {
-        fprintf(stderr, "echo_server: event_base_dispatch returned %d\n", rc);
+    /* Runs until a signal (or a fatal accept error) stops the loop. */
+    if ((err = loop_run(ex)) != 0) {
+        fprintf(stderr, "echo_server: running the loop: %s\n", cw_strerror(err));
         srv.status = EXIT_FAILURE;
     }
 
@@ -462,15 +516,12 @@ int main(int argc, char **argv)
 
     /* Cancels the acceptor, the burners and every open connection: their
      * drop functions drop the fd waits and close the sockets. */
-    cw_executor_free(ex);
+    loop_executor_free(ex);
     ex = NULL;
     if (srv.open != 0) {
         fprintf(stderr, "echo_server: %lu connections were not dropped\n", srv.open);
         srv.status = EXIT_FAILURE;
     }
-    event_free(sigint_ev);
-    event_free(sigterm_ev);
-    event_base_free(srv.base);
     if (close(lfd) != 0) {
         perror("echo_server: close");
         srv.status = EXIT_FAILURE;
@@ -478,14 +529,8 @@ int main(int argc, char **argv)
     return srv.status;
 
 fail:
-    cw_executor_free(ex);
+    loop_executor_free(ex);
     cw_config_free(cfg);
-    if (sigint_ev)
-        event_free(sigint_ev);
-    if (sigterm_ev)
-        event_free(sigterm_ev);
-    if (srv.base)
-        event_base_free(srv.base);
     if (close(lfd) != 0)
         perror("echo_server: close");
     return EXIT_FAILURE;
