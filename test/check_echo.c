@@ -8,7 +8,10 @@
  * binary `make` builds). It dies with the test process (PR_SET_PDEATHSIG),
  * and the fixture kills it if a test fails, so no process is left behind.
  * Waits are bounded by a hang guard (no progress for HANG_MS fails the
- * test); nothing asserts on how long anything took. */
+ * test); nothing asserts on how long anything took.
+ *
+ * Every test runs once on each loop this build has (the server's
+ * --loop NAME, exloops.h): the same clients, the same checks. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -28,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exloops.h"
 #include "testutil.h"
 
 #define HANG_MS 20000 /* fail when nothing moves for this long */
@@ -54,13 +58,19 @@ static void teardown(void)
 #define require(cond, ...) ck_assert_msg(cond, __VA_ARGS__)
 
 /* Start $top_builddir/examples/echo_server --port 0 --bg nbg --sndbuf sndbuf
- * and read the port from its first line. */
-static void server_start(int nbg, int sndbuf)
+ * --loop loop and read the port from its first line. false (the test is
+ * skipped) when this machine refuses the loop (exloops.h). */
+static bool server_start(const char *loop, int nbg, int sndbuf)
 {
+    if (!ex_loop_usable(loop)) {
+        fprintf(stderr, "echo_server --loop %s: the kernel refuses this loop here: skipped\n",
+                loop);
+        return false;
+    }
     char bg[16], sb[16];
     snprintf(bg, sizeof bg, "%d", nbg);
     snprintf(sb, sizeof sb, "%d", sndbuf);
-    const char *args[] = {"--port", "0", "--bg", bg, "--sndbuf", sb, NULL};
+    const char *args[] = {"--port", "0", "--bg", bg, "--sndbuf", sb, "--loop", loop, NULL};
     child_start(&srv, "examples/echo_server", args);
 
     /* Its first line says where it listens. */
@@ -72,6 +82,7 @@ static void server_start(int nbg, int sndbuf)
                 port > 0 && port < 65536,
             "unexpected first line: %s", line);
     srv.port = port;
+    return true;
 }
 
 /* Send sig, wait for the server to exit, return its wait status. Checks
@@ -297,7 +308,8 @@ enum { NCLIENTS = 50, NLINES = 100 };
 
 START_TEST(fifty_clients_get_every_line_back_while_background_burns_cpu)
 {
-    server_start(2, 0);
+    if (!server_start(ex_loops[_i], 2, 0))
+        return;
 
     static char text[NCLIENTS][NLINES * 32];
     static client cl[NCLIENTS];
@@ -340,7 +352,8 @@ END_TEST
 
 START_TEST(clients_that_close_at_once_are_closed_and_do_not_disturb_others)
 {
-    server_start(2, 0);
+    if (!server_start(ex_loops[_i], 2, 0))
+        return;
     int baseline = server_fd_count();
 
     /* connect and close without a byte */
@@ -378,7 +391,8 @@ END_TEST
 START_TEST(one_mib_sent_in_one_call_comes_back_whole)
 {
     enum { SIZE = 1 << 20 };
-    server_start(2, 4096); /* small server send buffers: writes back up */
+    if (!server_start(ex_loops[_i], 2, 4096)) /* small send buffers: writes back up */
+        return;
 
     char *payload = malloc(SIZE);
     require(payload != NULL, "out of memory");
@@ -413,7 +427,8 @@ END_TEST
 
 START_TEST(sigint_with_a_connection_open_exits_zero_after_dropping_it)
 {
-    server_start(1, 0);
+    if (!server_start(ex_loops[_i], 1, 0))
+        return;
     /* a conversation in progress: one line echoed, the connection open */
     client c = {.fd = client_connect(0), .out = "hello\n", .len = 6};
     int64_t deadline = test_now_ms() + HANG_MS;
@@ -452,10 +467,14 @@ static Suite *suite(void)
     TCase *tc = tcase_create("echo_server");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, fifty_clients_get_every_line_back_while_background_burns_cpu);
-    tcase_add_test(tc, clients_that_close_at_once_are_closed_and_do_not_disturb_others);
-    tcase_add_test(tc, one_mib_sent_in_one_call_comes_back_whole);
-    tcase_add_test(tc, sigint_with_a_connection_open_exits_zero_after_dropping_it);
+    /* _i: the loop, ex_loops[_i] */
+    tcase_add_loop_test(tc, fifty_clients_get_every_line_back_while_background_burns_cpu, 0,
+                        EX_NLOOPS);
+    tcase_add_loop_test(tc, clients_that_close_at_once_are_closed_and_do_not_disturb_others, 0,
+                        EX_NLOOPS);
+    tcase_add_loop_test(tc, one_mib_sent_in_one_call_comes_back_whole, 0, EX_NLOOPS);
+    tcase_add_loop_test(tc, sigint_with_a_connection_open_exits_zero_after_dropping_it, 0,
+                        EX_NLOOPS);
     suite_add_tcase(s, tc);
     return s;
 }

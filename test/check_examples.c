@@ -8,6 +8,11 @@
  * and cancel for the consistency of its tick lines, not their number;
  * embed_poll runs on a clock of its own, so its whole output is checked.
  *
+ * hello and weighted run once more on each loop this build has
+ * (--loop NAME, exloops.h) and must print what they print on libevent;
+ * a loop name that is unknown, or a loop not built, is refused with
+ * exit status 2 and a message saying why.
+ *
  * The README's excerpts of the examples are checked against the files, so
  * that they stay in sync.
  */
@@ -22,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exloops.h"
 #include "testutil.h"
 
 /* What a run of an example gave. */
@@ -80,11 +86,40 @@ START_TEST(hello_prints_exactly_42_and_exits_0)
 }
 END_TEST
 
-START_TEST(weighted_last_line_is_high_low_ratio_with_work_on_both_queues)
+/* Whether loop can run here; if not, the example must have failed to
+ * create its executor (exit 1), and the test has nothing more to check. */
+static bool loop_ran(const char *loop, const char *example)
 {
-    const char *args[] = {"--duration-ms", "200", NULL};
+    if (ex_loop_usable(loop))
+        return true;
+    ck_assert_int_eq(r.exit_code, 1);
+    fprintf(stderr, "%s --loop %s: the kernel refuses this loop here: not checked\n", example,
+            loop);
+    return false;
+}
+
+START_TEST(hello_prints_42_on_every_loop)
+{
+    const char *args[] = {"--loop", ex_loops[_i], NULL};
+    run_example("hello", args, &r);
+    if (!loop_ran(ex_loops[_i], "hello"))
+        return;
+    ck_assert_msg(r.exit_code == 0, "hello --loop %s exited %d", ex_loops[_i], r.exit_code);
+    ck_assert_str_eq(r.out, "42\n");
+}
+END_TEST
+
+/* weighted's output on loop (NULL: no --loop): the counts line and the
+ * last line in their format, work on both queues. */
+static void check_weighted(const char *loop)
+{
+    const char *args[] = {"--duration-ms", "200", loop ? "--loop" : NULL, loop, NULL};
     run_example("weighted", args, &r);
-    ck_assert_msg(r.exit_code == 0, "weighted exited %d; output:\n%s", r.exit_code, r.out);
+    if (loop && !loop_ran(loop, "weighted"))
+        return;
+    ck_assert_msg(r.exit_code == 0, "weighted --loop %s exited %d; output:\n%s",
+                  loop ? loop : "(default)", r.exit_code, r.out);
+    ck_assert_msg(strncmp(r.out, "cpu_ms: high=", 13) == 0, "first line: %s", r.out);
 
     char line[256];
     last_line(&r, line, sizeof line);
@@ -106,6 +141,94 @@ START_TEST(weighted_last_line_is_high_low_ratio_with_work_on_both_queues)
     char expect[32];
     snprintf(expect, sizeof expect, "%.2f", (double)high / (double)low);
     ck_assert_double_eq_tol(ratio, strtod(expect, NULL), 0.001);
+}
+
+START_TEST(weighted_last_line_is_high_low_ratio_with_work_on_both_queues)
+{
+    check_weighted(NULL);
+}
+END_TEST
+
+START_TEST(weighted_prints_the_same_lines_on_every_loop)
+{
+    check_weighted(ex_loops[_i]);
+}
+END_TEST
+
+/* The examples that take --loop. */
+static const char *const loop_examples[] = {"hello", "weighted", "echo_server"};
+
+START_TEST(an_unknown_loop_is_refused_with_exit_2)
+{
+    const char *unknown[] = {"--loop", "nosuch", NULL};
+    const char *noname[] = {"--loop", NULL};
+    for (size_t i = 0; i < sizeof loop_examples / sizeof loop_examples[0]; i++) {
+        const char *ex = loop_examples[i];
+        char want[128];
+        snprintf(want, sizeof want, "%s: --loop: unknown loop \"nosuch\"", ex);
+        char rel[64];
+        snprintf(rel, sizeof rel, "examples/%s", ex);
+        r.exit_code = run_built(rel, unknown, 2, r.out, sizeof r.out, &r.len);
+        ck_assert_msg(r.exit_code == 2, "%s --loop nosuch exited %d", ex, r.exit_code);
+        ck_assert_msg(strstr(r.out, want) != NULL, "%s: stderr lacks \"%s\": %s", ex, want,
+                      r.out);
+        r.exit_code = run_built(rel, noname, 2, r.out, sizeof r.out, &r.len);
+        ck_assert_msg(r.exit_code == 2, "%s --loop (no name) exited %d", ex, r.exit_code);
+        ck_assert_msg(strstr(r.out, "--loop needs a name") != NULL, "%s: stderr: %s", ex, r.out);
+    }
+}
+END_TEST
+
+/* A loop this build has no driver for: exit 2 and the reason. In a build
+ * with every driver, each is accepted instead (hello runs on it). */
+START_TEST(a_loop_not_built_is_refused_with_exit_2_and_why)
+{
+    static const struct {
+        const char *loop, *library;
+        bool built;
+    } opt[] = {
+#ifdef HAVE_LIBUV
+        {"libuv", "libuv", true},
+#else
+        {"libuv", "libuv", false},
+#endif
+#ifdef HAVE_LIBURING
+        {"uring", "liburing", true},
+#else
+        {"uring", "liburing", false},
+#endif
+    };
+    for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++) {
+        const char *args[] = {"--loop", opt[k].loop, NULL};
+        if (opt[k].built) {
+            run_example("hello", args, &r);
+            if (ex_loop_usable(opt[k].loop))
+                ck_assert_int_eq(r.exit_code, 0);
+            continue;
+        }
+        for (size_t i = 0; i < sizeof loop_examples / sizeof loop_examples[0]; i++) {
+            char rel[64], want[256];
+            snprintf(rel, sizeof rel, "examples/%s", loop_examples[i]);
+            snprintf(want, sizeof want,
+                     "%s: this build has no %s driver (configure found no %s)\n",
+                     loop_examples[i], opt[k].loop, opt[k].library);
+            r.exit_code = run_built(rel, args, 2, r.out, sizeof r.out, &r.len);
+            ck_assert_int_eq(r.exit_code, 2);
+            ck_assert_str_eq(r.out, want);
+        }
+    }
+}
+END_TEST
+
+START_TEST(help_mentions_the_loop_option)
+{
+    const char *args[] = {"--help", NULL};
+    for (size_t i = 0; i < sizeof loop_examples / sizeof loop_examples[0]; i++) {
+        run_example(loop_examples[i], args, &r);
+        ck_assert_msg(r.exit_code == 0, "%s --help exited %d", loop_examples[i], r.exit_code);
+        ck_assert_msg(strstr(r.out, "--loop libevent|libuv|uring|embed") != NULL,
+                      "%s --help: %s", loop_examples[i], r.out);
+    }
 }
 END_TEST
 
@@ -327,6 +450,11 @@ static Suite *suite(void)
     tcase_add_test(tc, hello_prints_exactly_42_and_exits_0);
     tcase_add_test(tc, weighted_last_line_is_high_low_ratio_with_work_on_both_queues);
     tcase_add_test(tc, weighted_rejects_a_bad_duration_with_exit_2);
+    tcase_add_loop_test(tc, hello_prints_42_on_every_loop, 0, EX_NLOOPS);
+    tcase_add_loop_test(tc, weighted_prints_the_same_lines_on_every_loop, 0, EX_NLOOPS);
+    tcase_add_test(tc, an_unknown_loop_is_refused_with_exit_2);
+    tcase_add_test(tc, a_loop_not_built_is_refused_with_exit_2_and_why);
+    tcase_add_test(tc, help_mentions_the_loop_option);
     tcase_add_test(tc, cancel_prints_cancelled_status_and_its_tick_count_and_exits_0);
     tcase_add_test(tc, panic_prints_epanic_status_and_the_message_and_exits_0);
     tcase_add_test(tc, embed_poll_prints_the_same_run_every_time);
