@@ -83,8 +83,7 @@ long bench_name_index(const char *tok, size_t len, const char *const *name, size
 void bench_json_nums(FILE *f, const char *const *keys, const double *v, size_t n, int prec);
 
 /* ---- the raw event loop -----------------------------------------------------------
- * Only libevent so far. The benches build every base through this, so that
- * --loop can later pick another loop here without the scenarios changing. */
+ * libevent's base; bench/loops.h builds every loop (--loop) on it. */
 
 struct event_base;
 

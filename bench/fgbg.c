@@ -118,6 +118,15 @@
  *                too, until the program exits
  *   --quick      1000 tasks (same shape); --smoke: 200 tasks, to prove it
  *                works (make check); explicit options override both
+ *   --loop NAME  libevent (the default; everything above), libuv or embed
+ *                (bench/loops.h): the same run on that loop, its raw
+ *                variants NAME_fg and NAME_fgbg written as plain callbacks
+ *                of that loop (libuv: a uv_idle_t starts a task, a
+ *                uv_timer_t sleeps, ms resolution as libuv's; embed: the
+ *                ppoll() host loop's deferred list and timer list) and the
+ *                cw variants on that loop's executor; no libevent_prio or
+ *                two_bases there. The hand-over, work and targets are the
+ *                same. A loop this build lacks (uring for now): exit 2
  * Exit status: 0; 1 if a variant failed or did not complete every
  * foreground task; 2 on a usage error.
  */
@@ -145,11 +154,11 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/event_struct.h> /* struct event embedded in a task */
 
 #include <clockworker.h>
 
 #include "common.h"
+#include "loops.h"
 
 /* ---- settings ------------------------------------------------------------ */
 
@@ -173,18 +182,41 @@ enum { Q_FG = 1, Q_BG = 2, Q_IDLE = 3 };
 #define IDLE_WEIGHT 1000u /* --idle-queue: configured, never used */
 enum kind { K_LEV, K_CW, K_TWO };
 
+/* K_LEV: the loop's own raw callbacks (libevent's on libevent: the
+ * variants keep their libevent names there; "<loop>_fg", "<loop>_fgbg" on
+ * the other loops, see vname()). */
 static const struct variant {
     const char *name;
     enum kind kind;
-    bool bg;   /* runs the background tasks */
-    bool prio; /* libevent priorities */
+    bool bg;       /* runs the background tasks */
+    bool prio;     /* libevent priorities */
+    bool libevent; /* on --loop libevent only */
 } variants[] = {
-    {"libevent_fg", K_LEV, false, false}, {"libevent_fgbg", K_LEV, true, false},
-    {"libevent_prio", K_LEV, true, true}, {"cw_fg", K_CW, false, false},
-    {"cw_fgbg", K_CW, true, false},       {"two_bases", K_TWO, true, false},
+    {"libevent_fg", K_LEV, false, false, false}, {"libevent_fgbg", K_LEV, true, false, false},
+    {"libevent_prio", K_LEV, true, true, true},  {"cw_fg", K_CW, false, false, false},
+    {"cw_fgbg", K_CW, true, false, false},       {"two_bases", K_TWO, true, false, true},
 };
 #define NVAR (sizeof variants / sizeof variants[0])
 enum { V_LEV_FG = 0, V_LEV_FGBG = 1, V_CW_FG = 3, V_CW_FGBG = 4, V_TWO = 5 };
+
+static int g_loop = BENCH_LIBEVENT; /* --loop */
+static char vnames[NVAR][32];       /* the variants' names on g_loop */
+
+static void set_vnames(void)
+{
+    for (size_t v = 0; v < NVAR; v++) {
+        if (g_loop != BENCH_LIBEVENT && variants[v].kind == K_LEV)
+            snprintf(vnames[v], sizeof vnames[v], "%s%s", bench_loop_name(g_loop),
+                     strchr(variants[v].name, '_'));
+        else
+            snprintf(vnames[v], sizeof vnames[v], "%s", variants[v].name);
+    }
+}
+
+static const char *vname(size_t v)
+{
+    return vnames[v];
+}
 
 struct opts {
     unsigned fg_count, bg, repeat, timeout_s;
@@ -193,6 +225,7 @@ struct opts {
     uint64_t seed;
     bool sel[NVAR];
     const char *json, *csv, *mode;
+    const char *variants; /* --variants, parsed once --loop is known */
     unsigned bg_chunk_us;  /* --bg-chunk-us: clockworker background chunks */
     uint64_t fg_latency_ns; /* --fg-latency-us: FG's target, 0: the default */
     bool idle_queue;       /* --idle-queue */
@@ -316,8 +349,9 @@ struct run {
     unsigned n;
     int rt_cpu, gen_cpu;
 
-    struct event_base *base;
-    struct event *notify, *watchdog;
+    struct bench_loop *loop;
+    struct bench_fdw *notify;
+    struct bench_cb *watchdog;
     int efd;
     struct mpsc q;
     cw_executor *ex;
@@ -346,7 +380,7 @@ static void progress(struct run *r, const char *state)
     unsigned sub = atomic_load_explicit(&r->submitted, memory_order_relaxed);
     unsigned done = atomic_load_explicit(&r->done_pub, memory_order_relaxed);
     fprintf(stderr, "%sfgbg: run %u/%u, %s (%u/%u): submitted %u/%u, done %u%s%s%s",
-            progress_tty ? "\r" : "", r->run_idx + 1, r->o->repeat, r->v->name, r->vpos + 1,
+            progress_tty ? "\r" : "", r->run_idx + 1, r->o->repeat, vname((size_t)(r->v - variants)), r->vpos + 1,
             r->vcount, sub, r->n, done, progress_tty ? "\033[K" : "", state,
             progress_tty ? "" : "\n");
     fflush(stderr);
@@ -362,7 +396,7 @@ static void fg_finished(struct run *r, struct fgrec *rec)
         r->t_end = rec->finish_ns;
         r->bg_iters_end = atomic_load_explicit(&r->bg_iters, memory_order_relaxed);
         atomic_store_explicit(&r->bg_stop, true, memory_order_relaxed);
-        event_base_loopbreak(r->base);
+        bench_loop_break(r->loop);
     }
 }
 
@@ -370,39 +404,40 @@ static void fail(struct run *r, const char *what)
 {
     if (!r->err)
         r->err = what;
-    event_base_loopbreak(r->base);
+    bench_loop_break(r->loop);
 }
 
-/* -- plain libevent: one callback per segment -- */
+/* -- the loop's raw callbacks (plain libevent): one callback per segment --
+ * bench/loops.c's bench_cb: an evtimer on libevent (event_active to start,
+ * evtimer_add after refreshing the cached time, see Sleeps), uv_idle_t and
+ * uv_timer_t on libuv, the host's deferred and timer lists on embed. */
 
 struct lev_fg {
-    struct event ev;
+    struct bench_cb *cb;
     struct run *r;
     struct fgrec *rec;
     unsigned seg;
 };
 
-static void lev_fg_cb(evutil_socket_t fd, short what, void *arg)
+static void lev_fg_cb(void *arg)
 {
     struct lev_fg *t = arg;
     const struct fgspec *sp = t->rec->spec;
-    (void)fd;
-    (void)what;
     if (t->seg == 0)
         t->rec->first_ns = bench_mono_ns();
     burn_us(sp->cpu_us[t->seg]);
     if (t->seg + 1 < sp->nseg) {
-        struct timeval tv = {0, (suseconds_t)sp->sleep_us[t->seg]};
+        uint64_t ns = (uint64_t)sp->sleep_us[t->seg] * 1000u;
         t->seg++;
-        event_base_update_cache_time(event_get_base(&t->ev)); /* see Sleeps */
-        if (evtimer_add(&t->ev, &tv) < 0)
+        if (bench_cb_after(t->cb, ns) < 0) /* refreshes the cached time: see Sleeps */
             fail(t->r, "evtimer_add");
         return;
     }
     if (lev_refresh)
-        event_base_update_cache_time(event_get_base(&t->ev));
+        bench_loop_refresh(t->r->loop);
     t->rec->live = NULL;
     fg_finished(t->r, t->rec);
+    bench_cb_free(t->cb);
     free(t);
 }
 
@@ -416,39 +451,35 @@ static void lev_fg_start(struct run *r, struct fgrec *rec)
     t->r = r;
     t->rec = rec;
     t->seg = 0;
-    if (evtimer_assign(&t->ev, r->base, lev_fg_cb, t) < 0
-        || (r->v->prio && event_priority_set(&t->ev, 0) < 0)) {
+    if (!(t->cb = bench_cb_new(r->loop, lev_fg_cb, t, r->v->prio ? 0 : -1))) {
         free(t);
         fail(r, "event_assign");
         return;
     }
     rec->live = t;
-    event_active(&t->ev, EV_TIMEOUT, 1);
+    bench_cb_now(t->cb);
 }
 
 struct lev_bg {
-    struct event ev;
+    struct bench_cb *cb;
+    struct bench_loop *loop;
     struct run *r;
     uint64_t rng;
 };
 
-static void lev_bg_cb(evutil_socket_t fd, short what, void *arg)
+static void lev_bg_cb(void *arg)
 {
     struct lev_bg *b = arg;
-    (void)fd;
-    (void)what;
     if (atomic_load_explicit(&b->r->bg_stop, memory_order_relaxed))
         return; /* not re-armed: the base runs out of events */
     uint32_t cpu = draw_us(&b->rng);
     uint32_t sl = draw_us(&b->rng);
     burn_us(cpu);
     atomic_fetch_add_explicit(&b->r->bg_iters, 1, memory_order_relaxed);
-    struct timeval tv = {0, (suseconds_t)sl};
-    event_base_update_cache_time(event_get_base(&b->ev)); /* see Sleeps */
-    if (evtimer_add(&b->ev, &tv) < 0) {
+    if (bench_cb_after(b->cb, (uint64_t)sl * 1000u) < 0) { /* see Sleeps */
         /* may be two_bases's background thread: its own base, no r->err */
         atomic_store(&b->r->bg_failed, true);
-        event_base_loopbreak(event_get_base(&b->ev));
+        bench_loop_break(b->loop);
     }
 }
 
@@ -458,33 +489,33 @@ static uint64_t bg_seed(const struct opts *o, unsigned i)
     return splitmix64(&x);
 }
 
-/* Start the background tasks on base (priority 1 when it has two). */
-static struct lev_bg *lev_bg_start(struct run *r, struct event_base *base, bool prio)
+static void lev_bg_free(struct lev_bg *b, unsigned n)
+{
+    if (!b)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        bench_cb_free(b[i].cb);
+    free(b);
+}
+
+/* Start the background tasks on loop (priority 1 when it has two). */
+static struct lev_bg *lev_bg_start(struct run *r, struct bench_loop *loop, bool prio)
 {
     struct lev_bg *b = calloc(r->o->bg ? r->o->bg : 1, sizeof *b);
     if (!b)
         return NULL;
     for (unsigned i = 0; i < r->o->bg; i++) {
         b[i].r = r;
+        b[i].loop = loop;
         b[i].rng = bg_seed(r->o, i);
-        if (evtimer_assign(&b[i].ev, base, lev_bg_cb, &b[i]) < 0
-            || (prio && event_priority_set(&b[i].ev, 1) < 0)) {
-            free(b);
+        if (!(b[i].cb = bench_cb_new(loop, lev_bg_cb, &b[i], prio ? 1 : -1))) {
+            lev_bg_free(b, i);
             return NULL;
         }
     }
     for (unsigned i = 0; i < r->o->bg; i++)
-        event_active(&b[i].ev, EV_TIMEOUT, 1);
+        bench_cb_now(b[i].cb);
     return b;
-}
-
-static void lev_bg_free(struct lev_bg *b, unsigned n)
-{
-    if (!b)
-        return;
-    for (unsigned i = 0; i < n; i++)
-        event_del(&b[i].ev);
-    free(b);
 }
 
 /* -- clockworker: one poll per segment -- */
@@ -571,13 +602,12 @@ static void cw_bg_drop(void *state)
 
 /* -- the runtime thread's side of the hand-over -- */
 
-static void notify_cb(evutil_socket_t fd, short what, void *arg)
+static void notify_cb(void *arg)
 {
     struct run *r = arg;
     uint64_t v;
     struct mpsc_node *n;
-    (void)what;
-    if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN)
+    if (read(r->efd, &v, sizeof v) < 0 && errno != EAGAIN)
         fail(r, "read(eventfd)");
     while ((n = mpsc_pop(&r->q))) {
         struct fgrec *rec = (struct fgrec *)((char *)n - offsetof(struct fgrec, node));
@@ -591,13 +621,11 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+static void watchdog_cb(void *arg)
 {
     struct run *r = arg;
-    (void)fd;
-    (void)what;
     r->timed_out = true;
-    event_base_loopbreak(r->base);
+    bench_loop_break(r->loop);
 }
 
 /* ---- threads ---------------------------------------------------------------- */
@@ -721,42 +749,39 @@ static void *gen_main(void *arg)
 static void *bg_main(void *arg)
 {
     struct run *r = arg;
-    struct event_base *base;
+    struct bench_loop *loop;
     struct lev_bg *b = NULL;
 
     pin_self(r->rt_cpu);
     r->nice_bg = set_nice(BG_NICE);
-    if (!(base = bench_base_new(true)) || !(b = lev_bg_start(r, base, false))) {
-        if (base)
-            event_base_free(base);
+    if (!(loop = bench_loop_new(BENCH_LIBEVENT, true)) || !(b = lev_bg_start(r, loop, false))) {
+        bench_loop_free(loop);
         atomic_store(&r->bg_ready, -1);
         return NULL;
     }
     atomic_store(&r->bg_ready, 1);
     /* returns when every background task has seen bg_stop */
-    event_base_dispatch(base);
+    bench_loop_run(loop);
     lev_bg_free(b, r->o->bg);
-    event_base_free(base);
+    bench_loop_free(loop);
     return NULL;
 }
 
 static int setup(struct run *r)
 {
     const struct variant *v = r->v;
-    struct timeval tv = {(time_t)r->o->timeout_s, 0};
+    int prio = v->prio ? 0 : -1;
 
-    if (!(r->base = bench_base_new(true)))
+    if (!(r->loop = bench_loop_new(g_loop, true)))
         return r->err = "event_base_new", -1;
-    if (v->prio && event_base_priority_init(r->base, 2) < 0)
+    if (v->prio && bench_loop_priorities(r->loop, 2) < 0)
         return r->err = "event_base_priority_init", -1;
     if ((r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         return r->err = "eventfd", -1;
-    if (!(r->notify = event_new(r->base, r->efd, EV_READ | EV_PERSIST, notify_cb, r))
-        || !(r->watchdog = evtimer_new(r->base, watchdog_cb, r)))
+    if (!(r->notify = bench_fd_watch(r->loop, r->efd, notify_cb, r, prio))
+        || !(r->watchdog = bench_cb_new(r->loop, watchdog_cb, r, prio)))
         return r->err = "event_new", -1;
-    if (v->prio && (event_priority_set(r->notify, 0) < 0 || event_priority_set(r->watchdog, 0) < 0))
-        return r->err = "event_priority_set", -1;
-    if (event_add(r->notify, NULL) < 0 || evtimer_add(r->watchdog, &tv) < 0)
+    if (bench_cb_after(r->watchdog, (uint64_t)r->o->timeout_s * 1000000000u) < 0)
         return r->err = "event_add", -1;
 
     if (v->kind == K_CW) {
@@ -767,7 +792,7 @@ static int setup(struct run *r)
             || (r->o->fg_latency_ns
                 && (err = cw_config_set_queue_latency(cfg, Q_FG, r->o->fg_latency_ns)) < 0)
             || (r->o->idle_queue && (err = cw_config_add_queue(cfg, Q_IDLE, IDLE_WEIGHT)) < 0)
-            || (err = cw_executor_new(r->base, cfg, &r->ex)) < 0) {
+            || (err = bench_loop_executor(r->loop, cfg, &r->ex)) < 0) {
             cw_config_free(cfg);
             return r->err = "cw_executor_new", -1;
         }
@@ -779,7 +804,7 @@ static int setup(struct run *r)
         return 0;
     switch (v->kind) {
     case K_LEV:
-        if (!(r->lbg = lev_bg_start(r, r->base, v->prio)))
+        if (!(r->lbg = lev_bg_start(r, r->loop, v->prio)))
             return r->err = "background tasks", -1;
         break;
     case K_CW:
@@ -817,7 +842,7 @@ static void teardown(struct run *r)
     lev_bg_free(r->lbg, r->o->bg);
     for (unsigned i = 0; i < r->n; i++) {
         if (r->rec[i].live) {
-            event_del(&r->rec[i].live->ev);
+            bench_cb_free(r->rec[i].live->cb);
             free(r->rec[i].live);
             r->rec[i].live = NULL;
         }
@@ -834,14 +859,11 @@ static void teardown(struct run *r)
     cw_executor_free(r->ex);
     while ((n = mpsc_pop(&r->q)))
         ;
-    if (r->notify)
-        event_free(r->notify);
-    if (r->watchdog)
-        event_free(r->watchdog);
+    bench_fd_unwatch(r->notify);
+    bench_cb_free(r->watchdog);
     if (r->efd >= 0)
         close(r->efd);
-    if (r->base)
-        event_base_free(r->base);
+    bench_loop_free(r->loop);
 }
 
 /* The runtime thread: set up, start the generator, dispatch, tear down. */
@@ -862,7 +884,7 @@ static void *runtime_main(void *arg)
             r->err = "pthread_create";
         else
             gen_started = true;
-        if (gen_started && event_base_dispatch(r->base) < 0)
+        if (gen_started && bench_loop_run(r->loop) < 0)
             r->err = "event_base_dispatch";
         if (r->done < r->n) {
             r->t_end = bench_mono_ns();
@@ -926,7 +948,7 @@ static void write_csv_rows(FILE *f, const struct run *r)
 {
     for (unsigned i = 0; i < r->n; i++) {
         const struct fgrec *rec = &r->rec[i];
-        fprintf(f, "%s,%u,%u,", r->v->name, r->run_idx + 1, i);
+        fprintf(f, "%s,%u,%u,", vname((size_t)(r->v - variants)), r->run_idx + 1, i);
         if (rec->submit_ns)
             fprintf(f, "%.3f", (double)(rec->submit_ns - r->t0) / 1000.0);
         fputc(',', f);
@@ -1010,7 +1032,7 @@ static void print_table(const struct opts *o, const struct result *med)
     for (size_t v = 0; v < NVAR; v++) {
         if (!o->sel[v])
             continue;
-        snprintf(cells[0][col], sizeof cells[0][0], "%s", variants[v].name);
+        snprintf(cells[0][col], sizeof cells[0][0], "%s", vname(v));
         for (int c = 0; c < NCELL; c++) {
             char *s = cells[c + 1][col];
             size_t sz = sizeof cells[0][0];
@@ -1051,9 +1073,8 @@ static void print_table(const struct opts *o, const struct result *med)
             putchar('\n');
         }
     }
-    printf("Latency cells: %% against libevent_fg%s. BG throughput: %% against "
-           "libevent_fgbg%s.\n",
-           has_fg ? "" : " (not run)", has_fgbg ? "" : " (not run)");
+    printf("Latency cells: %% against %s%s. BG throughput: %% against %s%s.\n", vname(V_LEV_FG),
+           has_fg ? "" : " (not run)", vname(V_LEV_FGBG), has_fgbg ? "" : " (not run)");
 }
 
 /* The targets, when their variants ran. */
@@ -1094,8 +1115,8 @@ static void print_targets(const struct opts *o, const struct result *all)
         double ratio = median_ratio(all, o->repeat, t[i].v, t[i].base, t[i].cell);
         bool ok = t[i].at_least ? ratio >= t[i].limit : ratio <= t[i].limit;
         char label[64];
-        snprintf(label, sizeof label, "%s %s", variants[t[i].v].name, row_name[t[i].cell]);
-        printf("  %-32s %6.3f x %-13s (%s %.2f)  %s\n", label, ratio, variants[t[i].base].name,
+        snprintf(label, sizeof label, "%s %s", vname(t[i].v), row_name[t[i].cell]);
+        printf("  %-32s %6.3f x %-13s (%s %.2f)  %s\n", label, ratio, vname(t[i].base),
                t[i].at_least ? ">=" : "<=", t[i].limit, ok ? "met" : "MISSED");
         met += ok;
         total++;
@@ -1133,7 +1154,7 @@ static void write_json(FILE *f, const struct opts *o, const struct result *all,
     for (size_t v = 0; v < NVAR; v++) {
         if (!o->sel[v])
             continue;
-        fprintf(f, "%s\n  \"%s\": {", first ? "" : ",", variants[v].name);
+        fprintf(f, "%s\n  \"%s\": {", first ? "" : ",", vname(v));
         first = false;
         json_result(f, &med[v]);
         if (o->repeat > 1) {
@@ -1151,10 +1172,13 @@ static void write_json(FILE *f, const struct opts *o, const struct result *all,
             "},\n \"config\": {\"fg_count\": %u, \"rps\": %.3f, \"bg\": %u, \"seed\": %" PRIu64
             ", \"repeat\": %u, \"mode\": \"%s\", \"burn\": \"%s\", \"nice\": %d, \"runtime_cpu\": %d, "
             "\"generator_cpu\": %d, \"cpus_available\": %d, \"bg_chunk_us\": %u, "
-            "\"fg_latency_us\": %s, \"idle_queue\": %s, \"lev_refresh\": %s}}\n",
+            "\"fg_latency_us\": %s, \"idle_queue\": %s, \"lev_refresh\": %s",
             o->fg_count, o->rps, o->bg, o->seed, o->repeat, o->mode, burn_cpu ? "cpu" : "wall", o->nice,
             rt_cpu, gen_cpu, ncpu, o->bg_chunk_us, fg_latency_str(o), o->idle_queue ? "true" : "false",
             lev_refresh ? "true" : "false");
+    if (g_loop != BENCH_LIBEVENT) /* libevent's JSON stays as it was before --loop */
+        fprintf(f, ", \"loop\": \"%s\"", bench_loop_name(g_loop));
+    fprintf(f, "}}\n");
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -1166,10 +1190,11 @@ static void usage(FILE *f)
             "            [--repeat N] [--json FILE] [--csv FILE] [--timeout-s N]\n"
             "            [--burn wall|cpu] [--nice N] [--bg-chunk-us N] [--lev-refresh]\n"
             "            [--fg-latency-us N|none] [--idle-queue]\n"
-            "            [--quick | --smoke]\n"
+            "            [--quick | --smoke] [--loop libevent|libuv|embed|uring]\n"
             "variants:");
     for (size_t v = 0; v < NVAR; v++)
-        fprintf(f, " %s", variants[v].name);
+        if (g_loop == BENCH_LIBEVENT || !variants[v].libevent)
+            fprintf(f, " %s", vname(v));
     fprintf(f, "\n");
 }
 
@@ -1183,14 +1208,17 @@ static bool parse_variants(const char *s, bool *sel)
     memset(sel, 0, NVAR * sizeof *sel);
     if (strcmp(s, "all") == 0) {
         for (size_t v = 0; v < NVAR; v++)
-            sel[v] = true;
+            sel[v] = g_loop == BENCH_LIBEVENT || !variants[v].libevent;
         return true;
     }
     while (bench_list_next(&s, &item, &len)) {
         if (len == 0) /* "a,,b" is a,b */
             continue;
-        long v = bench_name_index(item, len, BENCH_NAMES(variants, name));
-        if (v < 0)
+        const char *names[NVAR];
+        for (size_t k = 0; k < NVAR; k++)
+            names[k] = vname(k);
+        long v = bench_name_index(item, len, names, sizeof names[0], NVAR);
+        if (v < 0 || (g_loop != BENCH_LIBEVENT && variants[v].libevent))
             return false;
         sel[v] = any = true;
     }
@@ -1207,8 +1235,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->repeat = 1;
     o->mode = "default";
     o->bg_chunk_us = DEFAULT_BG_CHUNK_US;
-    for (size_t v = 0; v < NVAR; v++)
-        o->sel[v] = true;
+    o->variants = "all";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1247,8 +1274,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->json = val;
         else if (strcmp(a, "--csv") == 0 && val && *val)
             o->csv = val;
-        else if (strcmp(a, "--variants") == 0 && parse_variants(val, o->sel))
-            ;
+        else if (strcmp(a, "--variants") == 0 && val)
+            o->variants = val;
+        else if (strcmp(a, "--loop") == 0 && val && bench_loop_find(val) >= 0) {
+            const char *why = bench_loop_unavailable(bench_loop_find(val));
+            if (why) {
+                fprintf(stderr, "fgbg: --loop %s: %s\n", val, why);
+                return -2;
+            }
+            g_loop = bench_loop_find(val);
+        }
         else if (strcmp(a, "--nice") == 0 && val && sscanf(val, "%d%n", &o->nice, &len) == 1
                  && !val[len] && o->nice >= -20 && o->nice <= 19)
             ;
@@ -1281,6 +1316,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
                   : strcmp(o->mode, "quick") == 0 ? QUICK_FG_COUNT
                                                   : DEFAULT_FG_COUNT;
     o->bg = bg >= 0 ? (unsigned)bg : DEFAULT_BG;
+    set_vnames();
+    if (!parse_variants(o->variants, o->sel)) {
+        fprintf(stderr, "fgbg: unknown option, or a bad or missing value: --variants %s\n",
+                o->variants);
+        return -1;
+    }
     if (!o->timeout_s)
         o->timeout_s = (unsigned)(3.0 * o->fg_count / o->rps) + 30;
     return 0;
@@ -1352,9 +1393,11 @@ static void cpu_model(char *buf, size_t size)
 int main(int argc, char **argv)
 {
     struct opts o;
+    set_vnames();
     int rc = parse_args(argc, argv, &o);
     if (rc != 0) {
-        usage(rc > 0 ? stdout : stderr);
+        if (rc != -2) /* -2: said why already */
+            usage(rc > 0 ? stdout : stderr);
         return rc > 0 ? 0 : 2;
     }
     progress_tty = isatty(STDERR_FILENO);
@@ -1398,8 +1441,16 @@ int main(int argc, char **argv)
            "), %u background tasks, %u run%s (%s), CPU segments spin on the %s clock\n",
            o.fg_count, o.rps, o.seed, o.bg, o.repeat, o.repeat == 1 ? "" : "s", o.mode,
            burn_cpu ? "thread's CPU (--burn cpu)" : "wall");
-    printf("machine: %d CPU%s usable (%s), Linux %s, libevent %s\n", ncpu, ncpu == 1 ? "" : "s",
-           model, un.release, event_get_version());
+    printf("machine: %d CPU%s usable (%s), Linux %s, %s\n", ncpu, ncpu == 1 ? "" : "s", model,
+           un.release, bench_loop_describe(g_loop));
+    if (g_loop != BENCH_LIBEVENT)
+        printf("loop: %s (--loop): %s_fg and %s_fgbg are plain %s callbacks (%s), the cw "
+               "variants the executor on it\n",
+               bench_loop_name(g_loop), bench_loop_name(g_loop), bench_loop_name(g_loop),
+               g_loop == BENCH_EMBED ? "host-loop" : bench_loop_name(g_loop),
+               g_loop == BENCH_LIBUV   ? "uv_idle_t to start, uv_timer_t to sleep: ms timers"
+               : g_loop == BENCH_EMBED ? "its deferred list to start, its timer list to sleep"
+                                       : "");
     if (o.bg_chunk_us)
         printf("clockworker background tasks call cw_should_yield() every %u us of a segment "
                "(--bg-chunk-us)\n",

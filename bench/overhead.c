@@ -83,6 +83,15 @@
  * RSS growth is measurable), for make check and valgrind.
  * --only NAME,...: spawn yield pingpong timer pick memory remote.
  * --json FILE: the figures that ran (all the required keys when all ran).
+ * --loop libuv|embed: spawn, yield and ping-pong (and the cw_chan hop) on
+ *   that loop's executor, each against the loop's cheapest self-re-arming
+ *   callback (bench/loops.c, bench_raw_*: libuv a uv_idle_t left active,
+ *   embed the ppoll() host loop's deferred list) on a second loop of the
+ *   same kind: spawn N and the chain against one callback re-arming
+ *   itself N times, yield against tasks callbacks re-arming K times,
+ *   ping-pong against two callbacks arming each other. JSON: the same
+ *   keys, the loop's name for "libevent" (spawn: NAME_rearm). A loop this
+ *   build lacks (uring for now), or another figure: exit 2.
  * Exit status: 0 (targets missed or not), 1 on a failure, 2 on bad usage.
  */
 #define _GNU_SOURCE
@@ -107,6 +116,7 @@
 #include "eevdf.h"
 
 #include "common.h"
+#include "loops.h"
 
 #define NOINLINE __attribute__((noinline))
 #define MAX_REPS 101
@@ -145,12 +155,22 @@ static void dispatch(struct event_base *b)
         die("event_base_dispatch failed");
 }
 
-/* A base and an executor of nq queues (ids 0..nq-1, weight 1; slice_ns 0:
- * derived). */
+static int g_loop = BENCH_LIBEVENT; /* --loop */
+
+/* A loop and an executor of nq queues (ids 0..nq-1, weight 1; slice_ns 0:
+ * derived), on --loop's loop; base is the loop's event_base on libevent. */
 struct env {
+    struct bench_loop *loop;
     struct event_base *base;
     cw_executor *ex;
 };
+
+/* Runs the executor's loop until every task has ended. */
+static void env_run(struct env *e)
+{
+    if (bench_loop_run(e->loop) < 0)
+        die("%s: running the loop failed", bench_loop_name(g_loop));
+}
 
 /* A clock that costs nothing: each read advances it by 1 ns. Rounds then
  * end by max_polls_per_yield only (driver_yield is never reached). */
@@ -175,8 +195,10 @@ static void env_init_clock(struct env *e, uint32_t nq, uint64_t slice_ns, bool p
         if (slice_ns)
             check(cw_config_set_queue_slice(cfg, i, slice_ns), "cw_config_set_queue_slice");
     }
-    e->base = base_new(precise);
-    check(cw_executor_new(e->base, cfg, &e->ex), "cw_executor_new");
+    if (!(e->loop = bench_loop_new(g_loop, precise)))
+        die("%s: making the loop failed", bench_loop_name(g_loop));
+    e->base = bench_loop_base(e->loop);
+    check(bench_loop_executor(e->loop, cfg, &e->ex), "cw_executor_new");
     cw_config_free(cfg);
 }
 
@@ -188,7 +210,7 @@ static void env_init(struct env *e, uint32_t nq, uint64_t slice_ns, bool precise
 static void env_free(struct env *e)
 {
     cw_executor_free(e->ex);
-    event_base_free(e->base);
+    bench_loop_free(e->loop);
 }
 
 static cw_queue *env_q(struct env *e, uint32_t id)
@@ -305,7 +327,7 @@ static NOINLINE double cwb_spawn_batch(struct env *e, cw_queue *q, uint32_t n)
     uint64_t t0 = bench_mono_ns();
     for (uint32_t i = 0; i < n; i++)
         check(cw_spawn(q, trivial_poll, &init, sizeof init, NULL, NULL), "cw_spawn");
-    dispatch(e->base);
+    env_run(e);
     uint64_t t1 = bench_mono_ns();
     if (count != n)
         die("spawn: %" PRIu64 " of %" PRIu32 " tasks ran", count, n);
@@ -387,7 +409,7 @@ static NOINLINE double cwb_spawn_chain(struct env *e, cw_queue *q, uint32_t n)
     struct chain init = {&left, &count};
     uint64_t t0 = bench_mono_ns();
     check(cw_spawn(q, chain_poll, &init, sizeof init, NULL, NULL), "cw_spawn");
-    dispatch(e->base);
+    env_run(e);
     uint64_t t1 = bench_mono_ns();
     if (count != n)
         die("chain: %" PRIu64 " of %" PRIu32 " tasks ran", count, n);
@@ -504,7 +526,7 @@ static cw_poll yielder_poll(void *state, cw_cx *cx)
 static NOINLINE uint64_t cwb_yield_run(struct env *e)
 {
     uint64_t t0 = bench_mono_ns();
-    dispatch(e->base);
+    env_run(e);
     return bench_mono_ns() - t0;
 }
 
@@ -668,7 +690,7 @@ static NOINLINE double cwb_pingpong(struct env *e, cw_queue *q, uint32_t hops)
     uint64_t t0 = bench_mono_ns();
     check(cw_spawn(q, pp_poll, &a, sizeof a, NULL, NULL), "cw_spawn");
     check(cw_spawn(q, pp_poll, &b, sizeof b, NULL, NULL), "cw_spawn");
-    dispatch(e->base);
+    env_run(e);
     uint64_t t1 = bench_mono_ns();
     cw_waker_free(sh.w[0]);
     cw_waker_free(sh.w[1]);
@@ -771,7 +793,7 @@ static NOINLINE double cwb_chanhop(struct env *e, cw_queue *q, uint32_t hops)
     uint64_t t0 = bench_mono_ns();
     check(cw_spawn(q, ch_poll, &a, sizeof a, NULL, &ja), "cw_spawn");
     check(cw_spawn(q, ch_poll, &b, sizeof b, NULL, &jb), "cw_spawn");
-    dispatch(e->base);
+    env_run(e);
     uint64_t t1 = bench_mono_ns();
     if (cw_join_status(ja) != 0 || cw_join_status(jb) != 0)
         die("chan hop: tasks did not complete");
@@ -879,7 +901,7 @@ static void cwb_timers(struct env *e, cw_queue *q, struct overshoots *o)
     init.left = P.timer_sleeps;
     for (uint32_t i = 0; i < P.timer_tasks; i++)
         check(cw_spawn(q, sleeper_poll, &init, sizeof init, sleeper_drop, NULL), "cw_spawn");
-    dispatch(e->base);
+    env_run(e);
 }
 
 struct le_sleeper {
@@ -1021,7 +1043,7 @@ static NOINLINE double exec_pick(struct env *e, uint32_t nq, uint32_t polls)
         check(cw_spawn(env_q(e, i), spinner_poll, &init, sizeof init, NULL, NULL), "cw_spawn");
     check(cw_executor_stats(e->ex, &s0), "cw_executor_stats");
     uint64_t t0 = bench_mono_ns();
-    dispatch(e->base);
+    env_run(e);
     uint64_t t1 = bench_mono_ns();
     check(cw_executor_stats(e->ex, &s1), "cw_executor_stats");
     return (double)(t1 - t0) / (double)(s1.polls - s0.polls);
@@ -1289,6 +1311,115 @@ static void run_remote(void)
     R.remote = true;
 }
 
+/* ---- --loop libuv, embed: spawn, yield, ping-pong against the loop's re-arm ----
+ * The same cw figures as above on the executor of --loop's loop, each
+ * against the loop's cheapest self-re-arming callback (bench/loops.c:
+ * bench_raw_*; libuv: a uv_idle_t left active, embed: the host loop's
+ * deferred list), on a second loop of the same kind. */
+
+struct loop_results {
+    bool spawn, yield, pingpong;
+    double spawn_ns[3][2]; /* [size][0 cw, 1 re-arm] */
+    double chain_ns[2];
+    double yield_ns[3][2];
+    double pp_ns[2];
+    double chan_ns;
+};
+
+static struct loop_results L;
+
+static double raw_check(double ns, const char *what)
+{
+    if (ns < 0)
+        die("%s: the raw %s baseline failed", bench_loop_name(g_loop), what);
+    return ns;
+}
+
+static void loop_spawn(void)
+{
+    double v[2][MAX_REPS];
+    for (int s = 0; s < 3; s++) {
+        uint32_t n = P.spawn_n[s];
+        struct env e;
+        env_init(&e, 1, 0, false);
+        cw_queue *q = env_q(&e, 0);
+        struct bench_loop *lb = bench_loop_new(g_loop, false);
+        if (!lb)
+            die("%s: making the loop failed", bench_loop_name(g_loop));
+        cwb_spawn_batch(&e, q, n); /* warm-up */
+        raw_check(bench_raw_rearm(lb, n), "re-arm");
+        for (int r = 0; r < P.reps; r++) {
+            v[0][r] = cwb_spawn_batch(&e, q, n);
+            v[1][r] = raw_check(bench_raw_rearm(lb, n), "re-arm");
+        }
+        for (int k = 0; k < 2; k++)
+            L.spawn_ns[s][k] = bench_median(v[k], P.reps);
+        if (s == 1) {
+            cwb_spawn_chain(&e, q, n);
+            for (int r = 0; r < P.reps; r++) {
+                v[0][r] = cwb_spawn_chain(&e, q, n);
+                v[1][r] = raw_check(bench_raw_rearm(lb, n), "re-arm");
+            }
+            L.chain_ns[0] = bench_median(v[0], P.reps);
+            L.chain_ns[1] = bench_median(v[1], P.reps);
+        }
+        bench_loop_free(lb);
+        env_free(&e);
+    }
+    L.spawn = true;
+}
+
+static void loop_yield(void)
+{
+    double v[2][MAX_REPS];
+    struct env e;
+    env_init(&e, 1, 0, false);
+    cw_queue *q = env_q(&e, 0);
+    struct bench_loop *lb = bench_loop_new(g_loop, false);
+    if (!lb)
+        die("%s: making the loop failed", bench_loop_name(g_loop));
+    for (int s = 0; s < 3; s++) {
+        uint32_t k = P.yield_k[s];
+        cwb_yield(&e, q, P.yield_tasks, k);
+        raw_check(bench_raw_yield(lb, P.yield_tasks, k), "yield");
+        for (int r = 0; r < P.reps; r++) {
+            v[0][r] = cwb_yield(&e, q, P.yield_tasks, k);
+            v[1][r] = raw_check(bench_raw_yield(lb, P.yield_tasks, k), "yield");
+        }
+        L.yield_ns[s][0] = bench_median(v[0], P.reps);
+        L.yield_ns[s][1] = bench_median(v[1], P.reps);
+    }
+    bench_loop_free(lb);
+    env_free(&e);
+    L.yield = true;
+}
+
+static void loop_pingpong(void)
+{
+    double v[2][MAX_REPS];
+    struct env e;
+    env_init(&e, 1, 0, false);
+    cw_queue *q = env_q(&e, 0);
+    struct bench_loop *lb = bench_loop_new(g_loop, false);
+    if (!lb)
+        die("%s: making the loop failed", bench_loop_name(g_loop));
+    cwb_pingpong(&e, q, P.pp_hops);
+    raw_check(bench_raw_pingpong(lb, P.pp_hops), "ping-pong");
+    for (int r = 0; r < P.reps; r++) {
+        v[0][r] = cwb_pingpong(&e, q, P.pp_hops);
+        v[1][r] = raw_check(bench_raw_pingpong(lb, P.pp_hops), "ping-pong");
+    }
+    L.pp_ns[0] = bench_median(v[0], P.reps);
+    L.pp_ns[1] = bench_median(v[1], P.reps);
+    cwb_chanhop(&e, q, P.pp_hops);
+    for (int r = 0; r < P.reps; r++)
+        v[0][r] = cwb_chanhop(&e, q, P.pp_hops);
+    L.chan_ns = bench_median(v[0], P.reps);
+    bench_loop_free(lb);
+    env_free(&e);
+    L.pingpong = true;
+}
+
 /* ---- output ---------------------------------------------------------------------- */
 
 static const char *met(bool ok)
@@ -1401,6 +1532,44 @@ static void print_table(void)
     fflush(stdout);
 }
 
+/* --loop other than libevent: the table of loop_*(). */
+static void print_loop_table(void)
+{
+    char fig[64];
+    const char *ln = bench_loop_name(g_loop), *base = bench_raw_rearm_name(g_loop);
+    printf("clockworker overhead vs raw %s (median of %d reps; ns unless said)\n", ln, P.reps);
+    printf("%-44s %10s  %-12s %10s %7s  %-7s %s\n", "figure", "cw", ln, "baseline", "ratio",
+           "target", "met?");
+    if (L.spawn) {
+        for (int s = 0; s < 3; s++) {
+            snprintf(fig, sizeof fig, "spawn->complete N=%" PRIu32 "%s", P.spawn_n[s],
+                     s == 1 ? " [json]" : "");
+            row(fig, L.spawn_ns[s][0], base, L.spawn_ns[s][1], NULL, NULL);
+        }
+        snprintf(fig, sizeof fig, "spawn chain N=%" PRIu32, P.spawn_n[1]);
+        row(fig, L.chain_ns[0], base, L.chain_ns[1], NULL, NULL);
+    }
+    if (L.yield)
+        for (int s = 0; s < 3; s++) {
+            snprintf(fig, sizeof fig, "yield %" PRIu32 "x%" PRIu32 " (per poll)%s", P.yield_tasks,
+                     P.yield_k[s], s == 1 ? " [json]" : "");
+            row(fig, L.yield_ns[s][0], base, L.yield_ns[s][1], "<=1.5x",
+                met(L.yield_ns[s][0] <= 1.5 * L.yield_ns[s][1]));
+        }
+    if (L.pingpong) {
+        snprintf(fig, sizeof fig, "ping-pong %" PRIu32 " hops (per hop)", P.pp_hops);
+        row(fig, L.pp_ns[0], base, L.pp_ns[1], NULL, NULL);
+        row("cw_chan send->recv hop (per hop)", L.chan_ns, base, L.pp_ns[1], NULL, NULL);
+    }
+    printf("%s: %s\n", base,
+           g_loop == BENCH_LIBUV ? "uv_idle_t callbacks left active (libuv calls each once per "
+                                   "loop iteration); ping-pong: each stops itself, starts the other"
+                                 : "callbacks on the ppoll() host loop's deferred list (each run "
+                                   "once per turn, re-queued by itself); ping-pong: each queues "
+                                   "the other");
+    fflush(stdout);
+}
+
 /* The keys of the JSON objects that pair a cw figure with its baselines. */
 static const char *const k_cw_le[] = {"cw", "libevent"};
 static const char *const k_spawn[] = {"cw", "libevent_once", "libevent_active"};
@@ -1418,6 +1587,46 @@ static void json_by_size(FILE *f, const uint32_t *sizes, const char *const *keys
         bench_json_nums(f, keys, rows + (size_t)s * nkeys, nkeys, 3);
     }
     fprintf(f, "}");
+}
+
+static void write_loop_json(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    const char *sep = "";
+    char k_le[32], k_rearm[32];
+    if (!f)
+        die("%s: %s", path, strerror(errno));
+    /* "libuv" where libevent's say "libevent", "libuv_rearm" where they
+     * say "libevent_active" */
+    snprintf(k_le, sizeof k_le, "%s", bench_loop_name(g_loop));
+    snprintf(k_rearm, sizeof k_rearm, "%s_rearm", bench_loop_name(g_loop));
+    const char *const k_yield[] = {"cw", k_le}, *const k_spawn_l[] = {"cw", k_rearm};
+    fprintf(f, "{\n");
+#define KEY(name) (fprintf(f, "%s  \"%s\": ", sep, name), sep = ",\n")
+    if (L.spawn) {
+        KEY("spawn_ns");
+        bench_json_nums(f, k_spawn_l, L.spawn_ns[1], 2, 3);
+        KEY("spawn_ns_by_size");
+        json_by_size(f, P.spawn_n, k_spawn_l, &L.spawn_ns[0][0], 2);
+        KEY("spawn_chain_ns");
+        bench_json_nums(f, k_spawn_l, L.chain_ns, 2, 3);
+    }
+    if (L.yield) {
+        KEY("yield_ns");
+        bench_json_nums(f, k_yield, L.yield_ns[1], 2, 3);
+        KEY("yield_ns_by_k");
+        json_by_size(f, P.yield_k, k_yield, &L.yield_ns[0][0], 2);
+    }
+    if (L.pingpong) {
+        KEY("pingpong_ns");
+        bench_json_nums(f, k_yield, L.pp_ns, 2, 3);
+        KEY("chan_hop_ns");
+        fprintf(f, "%.3f", L.chan_ns);
+    }
+#undef KEY
+    fprintf(f, "\n}\n");
+    if (fclose(f) != 0)
+        die("%s: write failed", path);
 }
 
 static void write_json(const char *path)
@@ -1502,7 +1711,9 @@ static _Noreturn void usage(void)
 {
     fprintf(stderr,
             "usage: overhead [--quick | --smoke] [--reps N] [--json FILE]\n"
-            "                [--only spawn,yield,pingpong,timer,pick,memory,remote]\n");
+            "                [--only spawn,yield,pingpong,timer,pick,memory,remote]\n"
+            "                [--loop libevent|libuv|embed|uring] (not libevent: spawn, yield,\n"
+            "                pingpong only)\n");
     exit(2);
 }
 
@@ -1548,6 +1759,20 @@ int main(int argc, char **argv)
             json = argv[++i];
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = parse_only(argv[++i]);
+        else if (!strcmp(argv[i], "--loop") && i + 1 < argc) {
+            const char *name = argv[++i];
+            int k = bench_loop_find(name);
+            if (k < 0) {
+                fprintf(stderr, "overhead: unknown loop \"%s\"\n", name);
+                usage();
+            }
+            const char *why = bench_loop_unavailable(k);
+            if (why) {
+                fprintf(stderr, "overhead: --loop %s: %s\n", name, why);
+                exit(2);
+            }
+            g_loop = k;
+        }
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -1565,6 +1790,27 @@ int main(int argc, char **argv)
         set_smoke();
     if (reps)
         P.reps = reps;
+
+    if (g_loop != BENCH_LIBEVENT) {
+        if (only == ~0u)
+            only = F_SPAWN | F_YIELD | F_PP;
+        if (only & ~(unsigned)(F_SPAWN | F_YIELD | F_PP)) {
+            fprintf(stderr, "overhead: --loop %s measures spawn, yield and pingpong only\n",
+                    bench_loop_name(g_loop));
+            exit(2);
+        }
+        if (only & F_SPAWN)
+            loop_spawn();
+        if (only & F_YIELD)
+            loop_yield();
+        if (only & F_PP)
+            loop_pingpong();
+        print_loop_table();
+        if (json)
+            write_loop_json(json);
+        libevent_global_shutdown();
+        return 0;
+    }
 
     /* memory first: it wants a heap no other figure has used */
     if (only & F_MEM)
