@@ -416,6 +416,74 @@ START_TEST(bad_arguments_exit_2_with_nothing_on_stdout)
 }
 END_TEST
 
+/* --loop NAME: the same table, JSON and CSV, with the loop's raw variants
+ * (NAME_fg, NAME_fgbg) in place of libevent's; the libevent-only variants
+ * (libevent_prio, two_bases) are not there. */
+static void check_loop(const char *loop)
+{
+    char fg[32], fgbg[32];
+    snprintf(fg, sizeof fg, "%s_fg", loop);
+    snprintf(fgbg, sizeof fgbg, "%s_fgbg", loop);
+    const char *const names[] = {fg, fgbg, "cw_fg", "cw_fgbg"};
+    char json[4096], csv[4096];
+    temp_name(json, sizeof json, "json");
+    temp_name(csv, sizeof csv, "csv");
+    const char *args[] = {"--smoke", "--loop", loop, "--json", json, "--csv", csv, NULL};
+    run_fgbg(args, &r);
+    ck_assert_msg(r.exit_code == 0, "fgbg --loop %s exited %d; output:\n%s", loop, r.exit_code,
+                  r.out);
+    check_table(&r, names, 4);
+    check_json(json, names, 4);
+    check_csv(csv, names, 4);
+    char *j = slurp(json);
+    char key[64];
+    snprintf(key, sizeof key, "\"loop\": \"%s\"}", loop);
+    ck_assert_msg(strstr(j, key) != NULL, "no %s in the JSON's config", key);
+    free(j);
+    ck_assert_ptr_nonnull(strstr(r.out, "Targets "));
+    unlink(json);
+    unlink(csv);
+}
+
+START_TEST(loop_embed_has_the_same_shape)
+{
+    check_loop("embed");
+}
+END_TEST
+
+START_TEST(loop_libuv_has_the_same_shape)
+{
+#ifdef CW_TEST_LIBUV
+    check_loop("libuv");
+#else
+    const char *args[] = {"--smoke", "--loop", "libuv", NULL};
+    run_fgbg(args, &r);
+    ck_assert_msg(r.exit_code == 2, "--loop libuv without libuv: exit %d", r.exit_code);
+    ck_assert_str_eq(r.out, "");
+#endif
+}
+END_TEST
+
+/* A loop that is not built (uring: the benches have no uring case yet),
+ * an unknown one, or a libevent-only variant on another loop: exit 2,
+ * nothing on stdout (stderr says why). */
+START_TEST(unbuilt_or_unknown_loop_exits_2)
+{
+    const char *bad[][6] = {
+        {"--smoke", "--loop", "uring", NULL},
+        {"--smoke", "--loop", "nope", NULL},
+        {"--smoke", "--loop", NULL},
+        {"--smoke", "--loop", "embed", "--variants", "two_bases", NULL},
+        {"--smoke", "--loop", "embed", "--variants", "libevent_fg", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        run_fgbg(bad[i], &r);
+        ck_assert_msg(r.exit_code == 2, "case %zu: exit %d", i, r.exit_code);
+        ck_assert_str_eq(r.out, "");
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fgbg");
@@ -427,6 +495,9 @@ static Suite *suite(void)
     tcase_add_test(tc, variants_option_picks_the_columns);
     tcase_add_test(tc, chunk_and_refresh_options_are_reported);
     tcase_add_test(tc, bad_arguments_exit_2_with_nothing_on_stdout);
+    tcase_add_test(tc, loop_embed_has_the_same_shape);
+    tcase_add_test(tc, loop_libuv_has_the_same_shape);
+    tcase_add_test(tc, unbuilt_or_unknown_loop_exits_2);
     suite_add_tcase(s, tc);
     return s;
 }

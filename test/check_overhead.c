@@ -274,6 +274,92 @@ START_TEST(bad_usage_exits_2)
 }
 END_TEST
 
+/* --loop NAME: the same table shape (title, columns, the spawn, yield and
+ * ping-pong rows) and the same JSON keys, the loop's name where
+ * libevent's say "libevent" ("libevent_active": NAME_rearm). */
+static void check_loop(const char *loop)
+{
+    char json[4096], title[128], col[32], key[64];
+    temp_path(json, sizeof json);
+    const char *args[] = {"--smoke", "--loop", loop, "--json", json, NULL};
+    run_bench(args);
+    ck_assert_msg(r.exit_code == 0, "overhead --loop %s exited %d; output:\n%s", loop,
+                  r.exit_code, r.out);
+    snprintf(title, sizeof title, "clockworker overhead vs raw %s ", loop);
+    ck_assert_msg(has_line_starting(title), "no title in:\n%s", r.out);
+    const char *header = strstr(r.out, "\nfigure ");
+    ck_assert_msg(header != NULL, "no column header in:\n%s", r.out);
+    const char *eol = strchr(header + 1, '\n');
+    ck_assert_ptr_nonnull(eol);
+    snprintf(col, sizeof col, " %s ", loop);
+    const char *cols[] = {" cw ", col, " ratio ", " target ", " met?"};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        const char *c = strstr(header, cols[i]);
+        ck_assert_msg(c && c < eol, "column \"%s\" missing from the header", cols[i]);
+    }
+    const char *rows_l[] = {"spawn->complete N=", "spawn chain N=", "yield ", "ping-pong ",
+                            "cw_chan send->recv hop"};
+    for (size_t i = 0; i < sizeof rows_l / sizeof rows_l[0]; i++)
+        ck_assert_msg(has_line_starting(rows_l[i]), "no \"%s\" row in:\n%s", rows_l[i], r.out);
+    ck_assert_msg(!has_line_starting("timer ") && !has_line_starting("pick "),
+                  "a libevent-only row in:\n%s", r.out);
+
+    struct figs f;
+    parse_json(read_file_text(json), &f);
+    unlink(json);
+    const char *req[] = {"spawn_ns.cw", "spawn_chain_ns.cw", "yield_ns.cw", "pingpong_ns.cw",
+                         "chan_hop_ns"};
+    for (size_t i = 0; i < sizeof req / sizeof req[0]; i++) {
+        const double *v = fig(&f, req[i]);
+        ck_assert_msg(v != NULL && *v > 0, "JSON %s missing or not positive", req[i]);
+    }
+    const char *fmt[] = {"spawn_ns.%s_rearm", "spawn_chain_ns.%s_rearm", "yield_ns.%s",
+                         "pingpong_ns.%s", "yield_ns_by_k.5.%s", "spawn_ns_by_size.300.%s_rearm"};
+    for (size_t i = 0; i < sizeof fmt / sizeof fmt[0]; i++) {
+        snprintf(key, sizeof key, fmt[i], loop);
+        const double *v = fig(&f, key);
+        ck_assert_msg(v != NULL && *v > 0, "JSON %s missing or not positive", key);
+    }
+    ck_assert_ptr_null(fig(&f, "task_overhead_bytes"));
+}
+
+START_TEST(loop_embed_has_the_same_shape)
+{
+    check_loop("embed");
+}
+END_TEST
+
+START_TEST(loop_libuv_has_the_same_shape)
+{
+#ifdef CW_TEST_LIBUV
+    check_loop("libuv");
+#else
+    const char *args[] = {"--smoke", "--loop", "libuv", NULL};
+    run_bench(args);
+    ck_assert_msg(r.exit_code == 2, "--loop libuv without libuv: exit %d", r.exit_code);
+    ck_assert_str_eq(r.out, "");
+#endif
+}
+END_TEST
+
+/* An unbuilt loop (uring), an unknown one, a figure the loop does not
+ * measure: exit 2, nothing on stdout. */
+START_TEST(unbuilt_or_unknown_loop_exits_2)
+{
+    const char *bad[][6] = {
+        {"--smoke", "--loop", "uring", NULL},
+        {"--smoke", "--loop", "nope", NULL},
+        {"--smoke", "--loop", NULL},
+        {"--smoke", "--loop", "embed", "--only", "timer", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        run_bench(bad[i]);
+        ck_assert_msg(r.exit_code == 2, "case %zu: exit %d", i, r.exit_code);
+        ck_assert_str_eq(r.out, "");
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("overhead");
@@ -284,6 +370,9 @@ static Suite *suite(void)
     tcase_add_test(tc, smoke_run_prints_the_table_and_writes_every_figure_positive);
     tcase_add_test(tc, only_runs_the_named_figures);
     tcase_add_test(tc, bad_usage_exits_2);
+    tcase_add_test(tc, loop_embed_has_the_same_shape);
+    tcase_add_test(tc, loop_libuv_has_the_same_shape);
+    tcase_add_test(tc, unbuilt_or_unknown_loop_exits_2);
     suite_add_tcase(s, tc);
     return s;
 }
