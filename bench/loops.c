@@ -52,11 +52,16 @@ const char *bench_loop_unavailable(int kind)
                "and configure again)";
 #endif
     case BENCH_URING:
-        /* The slot for the io_uring driver (libclockworker-uring): a
-         * struct uring_host here (cw_executor_new_uring(), cw_uring_run(),
-         * a plain io_uring loop of NOP completions as the raw baseline),
-         * BENCH_HAVE_URING set by bench/bench.am under HAVE_LIBURING. */
-        return "the benches do not run on the io_uring driver yet (it is not in this build)";
+        /* The slot for the io_uring driver (libclockworker-uring, uring.h):
+         * the executor owns its ring and takes every completion on it, so
+         * the cw variants' hand-over (the eventfd) and watchdog must be
+         * tasks there (cw_fdwait, cw_sleep) and bench_loop_run() a
+         * cw_uring_run(CW_URING_RUN_ONCE) loop that checks a stop flag;
+         * the raw baseline is a plain io_uring loop of this file (NOP
+         * completions to start and re-arm, IORING_OP_TIMEOUT to sleep,
+         * IORING_OP_POLL_ADD on the eventfd). BENCH_HAVE_URING and the
+         * library come from bench/bench.am under HAVE_LIBURING. */
+        return "the benches have no io_uring case yet (the slot is in bench/loops.c)";
     default:
         return "unknown loop";
     }
