@@ -118,15 +118,21 @@
  *                too, until the program exits
  *   --quick      1000 tasks (same shape); --smoke: 200 tasks, to prove it
  *                works (make check); explicit options override both
- *   --loop NAME  libevent (the default; everything above), libuv or embed
- *                (bench/loops.h): the same run on that loop, its raw
+ *   --loop NAME  libevent (the default; everything above), libuv, embed or
+ *                uring (bench/loops.h): the same run on that loop, its raw
  *                variants NAME_fg and NAME_fgbg written as plain callbacks
  *                of that loop (libuv: a uv_idle_t starts a task, a
  *                uv_timer_t sleeps, ms resolution as libuv's; embed: the
- *                ppoll() host loop's deferred list and timer list) and the
- *                cw variants on that loop's executor; no libevent_prio or
- *                two_bases there. The hand-over, work and targets are the
- *                same. A loop this build lacks (uring for now): exit 2
+ *                ppoll() host loop's deferred list and timer list; uring:
+ *                a NOP request starts a task, an IORING_OP_TIMEOUT sleeps,
+ *                a POLL_ADD watches the eventfd, on a ring of the bench)
+ *                and the cw variants on that loop's executor; no
+ *                libevent_prio or two_bases there. The hand-over, work and
+ *                targets are the same, but on uring the executor owns its
+ *                ring, so the cw variants' hand-over and watchdog are tasks
+ *                of its FG queue (a cw_fdwait on the eventfd, a cw_sleep)
+ *                instead of loop callbacks. A loop this build lacks, or a
+ *                ring the kernel refuses: exit 2
  * Exit status: 0; 1 if a variant failed or did not complete every
  * foreground task; 2 on a usage error.
  */
@@ -778,12 +784,9 @@ static int setup(struct run *r)
         return r->err = "event_base_priority_init", -1;
     if ((r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         return r->err = "eventfd", -1;
-    if (!(r->notify = bench_fd_watch(r->loop, r->efd, notify_cb, r, prio))
-        || !(r->watchdog = bench_cb_new(r->loop, watchdog_cb, r, prio)))
-        return r->err = "event_new", -1;
-    if (bench_cb_after(r->watchdog, (uint64_t)r->o->timeout_s * 1000000000u) < 0)
-        return r->err = "event_add", -1;
 
+    /* The executor before the hand-over and the watchdog: on uring they
+     * are tasks of its FG queue (it owns the ring; bench/loops.h). */
     if (v->kind == K_CW) {
         cw_config *cfg = cw_config_new();
         int err = -ENOMEM;
@@ -799,7 +802,13 @@ static int setup(struct run *r)
         cw_config_free(cfg);
         r->qfg = cw_executor_queue(r->ex, Q_FG);
         r->qbg = cw_executor_queue(r->ex, Q_BG);
+        bench_loop_task_queue(r->loop, r->qfg);
     }
+    if (!(r->notify = bench_fd_watch(r->loop, r->efd, notify_cb, r, prio))
+        || !(r->watchdog = bench_cb_new(r->loop, watchdog_cb, r, prio)))
+        return r->err = "event_new", -1;
+    if (bench_cb_after(r->watchdog, (uint64_t)r->o->timeout_s * 1000000000u) < 0)
+        return r->err = "event_add", -1;
     if (!v->bg)
         return 0;
     switch (v->kind) {
@@ -1450,7 +1459,12 @@ int main(int argc, char **argv)
                g_loop == BENCH_EMBED ? "host-loop" : bench_loop_name(g_loop),
                g_loop == BENCH_LIBUV   ? "uv_idle_t to start, uv_timer_t to sleep: ms timers"
                : g_loop == BENCH_EMBED ? "its deferred list to start, its timer list to sleep"
+               : g_loop == BENCH_URING ? "a NOP to start, IORING_OP_TIMEOUT to sleep, on the "
+                                         "bench's ring"
                                        : "");
+    if (g_loop == BENCH_URING)
+        printf("uring: the executor owns its ring, so the cw variants' eventfd watch and "
+               "watchdog are tasks of its FG queue (cw_fdwait, cw_sleep)\n");
     if (o.bg_chunk_us)
         printf("clockworker background tasks call cw_should_yield() every %u us of a segment "
                "(--bg-chunk-us)\n",
@@ -1530,12 +1544,12 @@ int main(int argc, char **argv)
             if (!r.err && atomic_load(&r.bg_failed))
                 r.err = "a background task's evtimer_add";
             if (r.err) {
-                fprintf(stderr, "fgbg: %s: %s failed\n", r.v->name, r.err);
+                fprintf(stderr, "fgbg: %s: %s failed\n", vname((size_t)(r.v - variants)), r.err);
                 status = 1;
             }
             if (r.done < r.n) {
                 fprintf(stderr, "fgbg: %s: only %u of %u foreground tasks completed%s\n",
-                        r.v->name, r.done, r.n,
+                        vname((size_t)(r.v - variants)), r.done, r.n,
                         r.timed_out ? " (the watchdog ended the run; see --timeout-s)" : "");
                 status = 1;
             }

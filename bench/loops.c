@@ -21,6 +21,12 @@
 #include <clockworker/uv.h>
 #endif
 
+#ifdef BENCH_HAVE_URING
+#include <liburing.h>
+
+#include <clockworker/uring.h>
+#endif
+
 #include "common.h"
 
 static const char *const loop_names[BENCH_NLOOPS] = {"libevent", "libuv", "embed", "uring"};
@@ -52,16 +58,27 @@ const char *bench_loop_unavailable(int kind)
                "and configure again)";
 #endif
     case BENCH_URING:
-        /* The slot for the io_uring driver (libclockworker-uring, uring.h):
-         * the executor owns its ring and takes every completion on it, so
-         * the cw variants' hand-over (the eventfd) and watchdog must be
-         * tasks there (cw_fdwait, cw_sleep) and bench_loop_run() a
-         * cw_uring_run(CW_URING_RUN_ONCE) loop that checks a stop flag;
-         * the raw baseline is a plain io_uring loop of this file (NOP
-         * completions to start and re-arm, IORING_OP_TIMEOUT to sleep,
-         * IORING_OP_POLL_ADD on the eventfd). BENCH_HAVE_URING and the
-         * library come from bench/bench.am under HAVE_LIBURING. */
-        return "the benches have no io_uring case yet (the slot is in bench/loops.c)";
+#ifdef BENCH_HAVE_URING
+    {
+        /* The kernel may refuse a ring (no io_uring, a seccomp filter,
+         * kernel.io_uring_disabled): asked once. */
+        static int probed;
+        static char why[160];
+        if (!probed) {
+            struct io_uring ring;
+            int err = io_uring_queue_init(4, &ring, 0);
+            if (err < 0)
+                snprintf(why, sizeof why, "the kernel refused an io_uring here (%s)", strerror(-err));
+            else
+                io_uring_queue_exit(&ring);
+            probed = 1;
+        }
+        return why[0] ? why : NULL;
+    }
+#else
+        return "this build has no io_uring driver (configure found no liburing >= 2.0; install "
+               "liburing-dev and configure again)";
+#endif
     default:
         return "unknown loop";
     }
@@ -81,6 +98,8 @@ const char *bench_loop_describe(int kind)
 #endif
     case BENCH_EMBED:
         return "a ppoll() host loop (clockworker/embed.h)";
+    case BENCH_URING:
+        return "io_uring (liburing): the executor on its own ring, the raw variants on the bench's";
     default:
         return "?";
     }
@@ -108,6 +127,17 @@ struct bench_cb {
     bool deferred;
     long tidx;         /* embed: index in the timer list, or -1 */
     uint64_t deadline; /* embed */
+#ifdef BENCH_HAVE_URING
+    /* uring, raw (no executor): a NOP to run now, an IORING_OP_TIMEOUT to
+     * run after; the record is a zombie (ur_zombie) when freed with
+     * either in flight */
+    struct __kernel_timespec ts; /* the TIMEOUT's deadline (absolute) */
+    bool nop, timing;            /* a NOP, a TIMEOUT in flight */
+    /* uring, on the executor: the task that runs fn (once, after its
+     * sleep, if any), and whether it is one to run fn now, not run yet */
+    cw_join *job;
+    bool job_now;
+#endif
 };
 
 struct bench_fdw {
@@ -118,6 +148,10 @@ struct bench_fdw {
     struct event *ev; /* libevent */
 #ifdef BENCH_HAVE_LIBUV
     uv_poll_t poll;
+#endif
+#ifdef BENCH_HAVE_URING
+    bool armed;   /* raw: its POLL_ADD (one-shot, re-armed) in flight */
+    cw_join *job; /* on the executor: the task that waits on fd */
 #endif
 };
 
@@ -137,6 +171,31 @@ struct host {
     bool stop;
 };
 
+#ifdef BENCH_HAVE_URING
+/* --loop uring. Raw (bench_cb, bench_fdw before any executor): requests on
+ * a ring of this file, made at the first one; the run is
+ * io_uring_submit_and_wait(1) and the completions' callbacks, one
+ * io_uring_enter() per turn for what the turn armed. On the executor
+ * (bench_loop_executor(), which owns its ring: nothing of ours may go on
+ * it): bench_cb and bench_fdw are tasks on queue tq (a cw_sleep, a
+ * cw_fdwait, then the callback) and the run is cw_uring_run(ONCE) turns
+ * until stop. */
+struct ur_zombie {
+    struct ur_zombie *next;
+    void *rec; /* a bench_cb or bench_fdw freed with requests in flight */
+};
+
+struct ur {
+    struct io_uring ring;
+    bool ring_up;
+    unsigned inflight; /* raw requests whose completion is awaited */
+    struct ur_zombie *zombies; /* freed once the ring is closed */
+    cw_executor *ex;
+    cw_queue *tq;
+    bool stop;
+};
+#endif
+
 struct bench_loop {
     int kind;
     struct event_base *base;
@@ -144,6 +203,9 @@ struct bench_loop {
     uv_loop_t uv;
 #endif
     struct host host;
+#ifdef BENCH_HAVE_URING
+    struct ur ur;
+#endif
 };
 
 static int host_fd_add(struct host *h, int fd, short events, bool exec, struct bench_fdw *raw)
@@ -313,6 +375,218 @@ static int host_run(struct host *h)
     return err;
 }
 
+#ifdef BENCH_HAVE_URING
+/* ---- uring: the bench's own ring (raw) and tasks on the executor ------------
+ * Raw requests carry their record and a tag in user_data (records are
+ * calloc()ed: 16-byte aligned); user_data 0 is a request whose completion
+ * is ignored (TIMEOUT_REMOVE, POLL_REMOVE, a TIMEOUT update). */
+
+enum { UR_ENTRIES = 4096, UT_NOP = 1, UT_TIMEOUT = 2, UT_POLL = 3, UT_MASK = 7 };
+
+/* An SQE of the raw ring (made now if need be), or NULL. A full queue is
+ * submitted first. */
+static struct io_uring_sqe *ur_sqe(struct ur *u)
+{
+    struct io_uring_sqe *sqe;
+    if (!u->ring_up) {
+        if (io_uring_queue_init(UR_ENTRIES, &u->ring, 0) < 0)
+            return NULL;
+        u->ring_up = true;
+    }
+    if (!(sqe = io_uring_get_sqe(&u->ring))) {
+        io_uring_submit(&u->ring);
+        sqe = io_uring_get_sqe(&u->ring);
+    }
+    return sqe;
+}
+
+static bool ur_benign(int err)
+{
+    return err >= 0 || err == -EINTR || err == -EAGAIN || err == -EBUSY || err == -ETIME;
+}
+
+static void ur_zombie(struct ur *u, void *rec)
+{
+    struct ur_zombie *z = malloc(sizeof *z);
+    if (!z)
+        return; /* leaked: the ring may still name it */
+    z->rec = rec;
+    z->next = u->zombies;
+    u->zombies = z;
+}
+
+static void ur_poll_arm(struct ur *u, struct bench_fdw *w)
+{
+    struct io_uring_sqe *sqe = ur_sqe(u);
+    if (!sqe)
+        return;
+    io_uring_prep_poll_add(sqe, w->fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)w | UT_POLL);
+    w->armed = true;
+    u->inflight++;
+}
+
+/* One completion: the record's callback unless it was freed meanwhile (a
+ * zombie: it stays allocated until the ring is closed). */
+static void ur_complete(struct ur *u, uint64_t ud, int res)
+{
+    void *p = (void *)(uintptr_t)(ud & ~(uint64_t)UT_MASK);
+    if (!p)
+        return;
+    u->inflight--;
+    switch (ud & UT_MASK) {
+    case UT_NOP: {
+        struct bench_cb *c = p;
+        c->nop = false;
+        if (c->fn)
+            c->fn(c->arg);
+        break;
+    }
+    case UT_TIMEOUT: {
+        struct bench_cb *c = p;
+        c->timing = false;
+        if (c->fn && res == -ETIME)
+            c->fn(c->arg);
+        break;
+    }
+    case UT_POLL: {
+        struct bench_fdw *w = p;
+        w->armed = false;
+        if (w->fn && res >= 0) { /* an error (a bad fd) ends the watch */
+            ur_poll_arm(u, w); /* before fn, which may unwatch it */
+            w->fn(w->arg);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* The raw run: a turn submits what the last one armed and waits for one
+ * completion, then runs the callbacks of every completion there. */
+static int ur_run_raw(struct ur *u)
+{
+    int err = 0;
+    while (!u->stop && u->inflight) {
+        int rc = io_uring_submit_and_wait(&u->ring, 1);
+        if (!ur_benign(rc)) {
+            err = rc;
+            break;
+        }
+        struct io_uring_cqe *cqe;
+        while (!u->stop && io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+            uint64_t ud = io_uring_cqe_get_data64(cqe);
+            int res = cqe->res;
+            io_uring_cqe_seen(&u->ring, cqe);
+            ur_complete(u, ud, res);
+        }
+    }
+    u->stop = false;
+    return err;
+}
+
+/* On the executor: turns until bench_loop_break() or nothing is left. */
+static int ur_run_cw(struct ur *u)
+{
+    int err = 0;
+    while (!u->stop) {
+        int rc = cw_uring_run(u->ex, CW_URING_RUN_ONCE);
+        if (rc < 0) {
+            err = rc;
+            break;
+        }
+        if (rc == 1)
+            break;
+    }
+    u->stop = false;
+    return err;
+}
+
+/* The task of a bench_cb on the executor: sleeps until deadline (0: none),
+ * then runs the callback once. */
+struct ur_cb_task {
+    cw_pt pt;
+    cw_sleep nap;
+    bool napping;
+    uint64_t deadline;
+    struct bench_cb *c;
+};
+
+static cw_poll ur_cb_poll(void *state, cw_cx *cx)
+{
+    struct ur_cb_task *t = state;
+    CW_BEGIN(&t->pt);
+    if (t->deadline) {
+        cw_sleep_init_until(&t->nap, t->deadline);
+        t->napping = true;
+        CW_AWAIT(&t->pt, cw_sleep_poll(&t->nap, cx));
+    }
+    {
+        struct bench_cb *c = t->c; /* fn may free c or re-arm it */
+        c->job_now = false;
+        c->fn(c->arg);
+    }
+    CW_END(&t->pt);
+}
+
+static void ur_cb_drop(void *state)
+{
+    struct ur_cb_task *t = state;
+    if (t->napping)
+        cw_sleep_drop(&t->nap);
+}
+
+/* Arms c on the executor: the task that ran it before (ended, or running
+ * this callback: aborted after its poll) is let go. */
+static int ur_cb_task(struct bench_cb *c, uint64_t ns, bool now)
+{
+    struct ur *u = &c->l->ur;
+    if (now && c->job && c->job_now)
+        return 0; /* armed to run at once already */
+    if (c->job) {
+        cw_join_abort(c->job);
+        cw_join_free(c->job);
+        c->job = NULL;
+    }
+    struct ur_cb_task init = {.c = c, .deadline = now ? 0 : cw_executor_now(u->ex) + ns};
+    if (!now && !init.deadline)
+        init.deadline = 1;
+    int err = cw_spawn(u->tq, ur_cb_poll, &init, sizeof init, ur_cb_drop, &c->job);
+    if (err == 0)
+        c->job_now = now;
+    return err;
+}
+
+/* The task of a bench_fdw on the executor: a cw_fdwait on the fd, the
+ * callback at each readiness. */
+struct ur_fdw_task {
+    cw_pt pt;
+    cw_fdwait fw;
+    struct bench_fdw *w;
+};
+
+static cw_poll ur_fdw_poll(void *state, cw_cx *cx)
+{
+    struct ur_fdw_task *t = state;
+    CW_BEGIN(&t->pt);
+    cw_fdwait_init(&t->fw, t->w->fd, CW_FD_READ);
+    for (;;) {
+        CW_AWAIT(&t->pt, cw_fdwait_poll(&t->fw, cx));
+        if (!cw_fdwait_revents(&t->fw))
+            break; /* the ring refused the fd */
+        t->w->fn(t->w->arg);
+    }
+    CW_END(&t->pt);
+}
+
+static void ur_fdw_drop(void *state)
+{
+    struct ur_fdw_task *t = state;
+    cw_fdwait_drop(&t->fw);
+}
+#endif
+
 /* ---- loops -------------------------------------------------------------------- */
 
 struct bench_loop *bench_loop_new(int kind, bool precise)
@@ -341,6 +615,10 @@ struct bench_loop *bench_loop_new(int kind, bool precise)
     case BENCH_EMBED:
         l->host.dtail = &l->host.dhead;
         break;
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        break; /* the raw ring is made at the first raw request */
+#endif
     default:
         free(l);
         return NULL;
@@ -361,6 +639,18 @@ void bench_loop_free(struct bench_loop *l)
         uv_run(&l->uv, UV_RUN_DEFAULT); /* closes what was closed */
         if (uv_loop_close(&l->uv) != 0)
             fprintf(stderr, "bench: uv_loop_close: a handle is still open\n");
+        break;
+#endif
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        if (l->ur.ring_up)
+            io_uring_queue_exit(&l->ur.ring);
+        while (l->ur.zombies) {
+            struct ur_zombie *z = l->ur.zombies;
+            l->ur.zombies = z->next;
+            free(z->rec);
+            free(z);
+        }
         break;
 #endif
     default:
@@ -392,6 +682,17 @@ int bench_loop_executor(struct bench_loop *l, const cw_config *cfg, cw_executor 
             l->host.ex = *out;
         return err;
     }
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING: {
+        /* raw requests made before it would stay on the bench's ring */
+        if (l->ur.ring_up)
+            return -EBUSY;
+        int err = cw_executor_new_uring(cfg, 0, out);
+        if (err == 0)
+            l->ur.ex = *out;
+        return err;
+    }
+#endif
     default:
         return -ENOTSUP;
     }
@@ -409,6 +710,10 @@ int bench_loop_run(struct bench_loop *l)
 #endif
     case BENCH_EMBED:
         return host_run(&l->host);
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        return l->ur.ex ? ur_run_cw(&l->ur) : ur_run_raw(&l->ur);
+#endif
     default:
         return -ENOTSUP;
     }
@@ -425,6 +730,11 @@ void bench_loop_break(struct bench_loop *l)
         uv_stop(&l->uv);
         break;
 #endif
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        l->ur.stop = true;
+        break;
+#endif
     default:
         l->host.stop = true;
         break;
@@ -434,6 +744,17 @@ void bench_loop_break(struct bench_loop *l)
 struct event_base *bench_loop_base(const struct bench_loop *l)
 {
     return l->kind == BENCH_LIBEVENT ? l->base : NULL;
+}
+
+void bench_loop_task_queue(struct bench_loop *l, cw_queue *q)
+{
+#ifdef BENCH_HAVE_URING
+    if (l->kind == BENCH_URING)
+        l->ur.tq = q;
+#else
+    (void)l;
+    (void)q;
+#endif
 }
 
 int bench_loop_priorities(struct bench_loop *l, int n)
@@ -528,6 +849,23 @@ int bench_cb_now(struct bench_cb *c)
     case BENCH_LIBUV:
         return uv_idle_start(&c->idle, bl_idle_cb) < 0 ? -EIO : 0;
 #endif
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING: {
+        struct ur *u = &c->l->ur;
+        if (u->ex)
+            return ur_cb_task(c, 0, true);
+        if (c->nop)
+            return 0;
+        struct io_uring_sqe *sqe = ur_sqe(u);
+        if (!sqe)
+            return -EIO;
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | UT_NOP);
+        c->nop = true;
+        u->inflight++;
+        return 0;
+    }
+#endif
     default:
         host_defer(&c->l->host, c);
         return 0;
@@ -556,6 +894,32 @@ int bench_cb_after(struct bench_cb *c, uint64_t ns)
         return uv_timer_start(&c->timer, bl_timer_cb, due_ms > now_ms ? due_ms - now_ms : 0, 0) < 0
                    ? -EIO
                    : 0;
+    }
+#endif
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING: {
+        /* A TIMEOUT at an absolute CLOCK_MONOTONIC deadline taken now (it
+         * is submitted at the next turn); a pending one is moved. */
+        struct ur *u = &c->l->ur;
+        if (u->ex)
+            return ur_cb_task(c, ns, false);
+        uint64_t due = bench_mono_ns() + ns;
+        struct io_uring_sqe *sqe = ur_sqe(u);
+        if (!sqe)
+            return -EIO;
+        c->ts.tv_sec = (long long)(due / 1000000000u);
+        c->ts.tv_nsec = (long long)(due % 1000000000u);
+        if (c->timing) {
+            io_uring_prep_timeout_update(sqe, &c->ts, (uint64_t)(uintptr_t)c | UT_TIMEOUT,
+                                         IORING_TIMEOUT_ABS);
+            io_uring_sqe_set_data64(sqe, 0);
+            return 0;
+        }
+        io_uring_prep_timeout(sqe, &c->ts, 0, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | UT_TIMEOUT);
+        c->timing = true;
+        u->inflight++;
+        return 0;
     }
 #endif
     default: {
@@ -592,6 +956,27 @@ void bench_cb_free(struct bench_cb *c)
         /* freed when both have closed (the next run of the loop) */
         uv_close((uv_handle_t *)&c->idle, uv_cb_closed);
         uv_close((uv_handle_t *)&c->timer, uv_cb_closed);
+        break;
+#endif
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        if (c->job) { /* on the executor (freed or not by now) */
+            cw_join_abort(c->job);
+            cw_join_free(c->job);
+        }
+        if (c->timing) {
+            struct io_uring_sqe *sqe = ur_sqe(&c->l->ur);
+            if (sqe) {
+                io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)c | UT_TIMEOUT, 0);
+                io_uring_sqe_set_data64(sqe, 0);
+            }
+        }
+        if (c->nop || c->timing) { /* its completion will come: a zombie */
+            c->fn = NULL;
+            ur_zombie(&c->l->ur, c);
+        } else {
+            free(c);
+        }
         break;
 #endif
     default:
@@ -659,6 +1044,24 @@ struct bench_fdw *bench_fd_watch(struct bench_loop *l, int fd, bench_fn fn, void
         }
         break;
 #endif
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        if (l->ur.ex) {
+            struct ur_fdw_task init = {.w = w};
+            if (!l->ur.tq
+                || cw_spawn(l->ur.tq, ur_fdw_poll, &init, sizeof init, ur_fdw_drop, &w->job) < 0) {
+                free(w);
+                return NULL;
+            }
+        } else {
+            ur_poll_arm(&l->ur, w);
+            if (!w->armed) {
+                free(w);
+                return NULL;
+            }
+        }
+        break;
+#endif
     default:
         if (host_fd_add(&l->host, fd, POLLIN, false, w) < 0) {
             free(w);
@@ -683,6 +1086,25 @@ void bench_fd_unwatch(struct bench_fdw *w)
         uv_close((uv_handle_t *)&w->poll, uv_fdw_closed);
         break;
 #endif
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        if (w->job) {
+            cw_join_abort(w->job);
+            cw_join_free(w->job);
+        }
+        if (w->armed) {
+            struct io_uring_sqe *sqe = ur_sqe(&w->l->ur);
+            if (sqe) {
+                io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)w | UT_POLL);
+                io_uring_sqe_set_data64(sqe, 0);
+            }
+            w->fn = NULL;
+            ur_zombie(&w->l->ur, w);
+        } else {
+            free(w);
+        }
+        break;
+#endif
     default: {
         struct host *h = &w->l->host;
         for (size_t i = 0; i < h->nfds; i++)
@@ -705,6 +1127,8 @@ const char *bench_raw_rearm_name(int kind)
         return "uv_idle";
     case BENCH_EMBED:
         return "deferred";
+    case BENCH_URING:
+        return "nop";
     default:
         return "active";
     }
@@ -743,6 +1167,44 @@ static void host_rearm_fn(void *arg)
         host_defer(&a->self->l->host, a->self);
 }
 
+#ifdef BENCH_HAVE_URING
+/* The uring baselines: each callback is a NOP request whose completion
+ * runs it; re-arming queues another NOP, submitted with the turn's batch
+ * by the next io_uring_submit_and_wait() (one system call per turn, the
+ * NOPs complete inline). Straight against liburing, as the libuv ones
+ * against libuv: no bench_cb in the hot path. */
+static bool ur_nop(struct ur *u, void *data)
+{
+    struct io_uring_sqe *sqe = ur_sqe(u);
+    if (!sqe)
+        return false;
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data(sqe, data);
+    return true;
+}
+
+/* Runs the ring until live callbacks have stopped re-arming: step(data)
+ * returns false when its callback did not re-arm. ns taken, 0 on error. */
+static uint64_t ur_raw_run(struct ur *u, unsigned live, bool (*step)(struct ur *, void *))
+{
+    uint64_t t0 = bench_mono_ns();
+    while (live) {
+        if (!ur_benign(io_uring_submit_and_wait(&u->ring, 1)))
+            return 0;
+        unsigned head, n = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&u->ring, head, cqe)
+        {
+            n++;
+            if (!step(u, io_uring_cqe_get_data(cqe)))
+                live--;
+        }
+        io_uring_cq_advance(&u->ring, n);
+    }
+    return bench_mono_ns() - t0;
+}
+#endif
+
 /* Runs the loop for the callbacks (already started): ns taken, 0 on error. */
 static uint64_t timed_run(struct bench_loop *l)
 {
@@ -751,6 +1213,15 @@ static uint64_t timed_run(struct bench_loop *l)
         return 0;
     return bench_mono_ns() - t0;
 }
+
+#ifdef BENCH_HAVE_URING
+static bool ur_rearm_step(struct ur *u, void *data)
+{
+    struct rearm *a = data;
+    a->count++;
+    return --a->left && ur_nop(u, a);
+}
+#endif
 
 double bench_raw_yield(struct bench_loop *l, uint32_t tasks, uint32_t k)
 {
@@ -783,6 +1254,16 @@ double bench_raw_yield(struct bench_loop *l, uint32_t tasks, uint32_t k)
         }
         dt = timed_run(l);
         break;
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        for (uint32_t i = 0; i < tasks; i++) {
+            a[i].left = (uint64_t)k + 1;
+            if (!ur_nop(&l->ur, &a[i]))
+                goto out;
+        }
+        dt = ur_raw_run(&l->ur, tasks, ur_rearm_step);
+        break;
+#endif
     default:
         goto out;
     }
@@ -840,6 +1321,19 @@ static void uv_pp_cb(uv_idle_t *h)
 }
 #endif
 
+#ifdef BENCH_HAVE_URING
+static bool ur_pp_step(struct ur *u, void *data)
+{
+    struct pp_end *e = data;
+    struct pp *p = e->p;
+    if (!p->left)
+        return false;
+    p->left--;
+    p->count++;
+    return ur_nop(u, e + (e->me ? -1 : 1)); /* the other end */
+}
+#endif
+
 double bench_raw_pingpong(struct bench_loop *l, uint32_t hops)
 {
     struct pp p;
@@ -872,6 +1366,13 @@ double bench_raw_pingpong(struct bench_loop *l, uint32_t hops)
         bench_cb_free(p.cb[0]);
         bench_cb_free(p.cb[1]);
         break;
+#ifdef BENCH_HAVE_URING
+    case BENCH_URING:
+        if (!ur_nop(&l->ur, &e[0]))
+            return -1;
+        dt = ur_raw_run(&l->ur, 1, ur_pp_step);
+        break;
+#endif
     default:
         return -1;
     }

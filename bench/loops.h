@@ -10,14 +10,25 @@
  *   embed     the executor hosted by a hand-written ppoll() loop of this
  *             file (clockworker/embed.h); the raw baseline is the same
  *             loop running plain callbacks from its own deferred list
- *   uring     a slot: the io_uring driver is not on main yet (see
- *             bench_loop_unavailable())
+ *   uring     the executor on an io_uring it owns (libclockworker-uring,
+ *             only when configure found liburing: BENCH_HAVE_URING);
+ *             the raw baseline is a plain io_uring loop of this file on
+ *             a ring of its own (the executor's ring takes every
+ *             completion: nothing of the bench may go on it)
  *
  * The raw primitives (struct bench_cb, bench_fd_watch) are what a program
  * written directly for the loop does: libevent an event (event_active,
  * evtimer_add), libuv a uv_idle_t (run at the next iteration) and a
  * uv_timer_t (millisecond resolution: libuv's own), embed the host's
- * deferred list and its timer list. bench_raw_*() are overhead's re-arm
+ * deferred list and its timer list, uring a request on the bench's ring
+ * whose completion runs the callback (IORING_OP_NOP to run now,
+ * IORING_OP_TIMEOUT at an absolute deadline to sleep, a one-shot
+ * IORING_OP_POLL_ADD re-armed for an fd). Once uring has its executor
+ * (bench_loop_executor()), the callbacks and fd watches made after it
+ * are tasks on the queue of bench_loop_task_queue() instead (a cw_sleep,
+ * a cw_fdwait, then the callback), and bench_loop_run() is
+ * cw_uring_run(CW_URING_RUN_ONCE) turns until bench_loop_break().
+ * bench_raw_*() are overhead's re-arm
  * baselines, written straight against each loop (no indirection in their
  * hot path) for every loop but libevent, whose baselines stay in
  * bench/overhead.c.
@@ -53,12 +64,17 @@ struct bench_loop *bench_loop_new(int kind, bool precise);
 void bench_loop_free(struct bench_loop *l);
 int bench_loop_kind(const struct bench_loop *l);
 /* The executor on l (one per loop): cw_executor_new(), _new_uv(),
- * _new_embed(). A cw error. */
+ * _new_embed(), _new_uring(). A cw error; uring: -EBUSY once a raw
+ * callback or fd watch was armed (make the executor first). */
 int bench_loop_executor(struct bench_loop *l, const cw_config *cfg, cw_executor **out);
 /* Runs the loop until nothing is left in it or bench_loop_break(): 0, or
  * < 0 on an error. */
 int bench_loop_run(struct bench_loop *l);
 void bench_loop_break(struct bench_loop *l);
+/* uring on its executor: the queue that runs the loop's callbacks and fd
+ * watches as tasks (bench_fd_watch() fails without one); elsewhere a
+ * no-op. */
+void bench_loop_task_queue(struct bench_loop *l, cw_queue *q);
 /* libevent: the base (to use its own API), else NULL. */
 struct event_base *bench_loop_base(const struct bench_loop *l);
 /* libevent: event_base_priority_init(base, n); others: 0 (no priorities). */
@@ -96,7 +112,7 @@ double bench_raw_rearm(struct bench_loop *l, uint32_t n);
 double bench_raw_yield(struct bench_loop *l, uint32_t tasks, uint32_t k);
 /* Two callbacks arming each other, hops times: ns per hop. */
 double bench_raw_pingpong(struct bench_loop *l, uint32_t hops);
-/* The baseline column's name in the table: "uv_idle", "deferred". */
+/* The baseline column's name in the table: "uv_idle", "deferred", "nop". */
 const char *bench_raw_rearm_name(int kind);
 
 #endif

@@ -83,15 +83,16 @@
  * RSS growth is measurable), for make check and valgrind.
  * --only NAME,...: spawn yield pingpong timer pick memory remote.
  * --json FILE: the figures that ran (all the required keys when all ran).
- * --loop libuv|embed: spawn, yield and ping-pong (and the cw_chan hop) on
- *   that loop's executor, each against the loop's cheapest self-re-arming
- *   callback (bench/loops.c, bench_raw_*: libuv a uv_idle_t left active,
- *   embed the ppoll() host loop's deferred list) on a second loop of the
+ * --loop libuv|embed|uring: spawn, yield and ping-pong (and the cw_chan
+ *   hop) on that loop's executor, each against the loop's cheapest
+ *   self-re-arming callback (bench/loops.c, bench_raw_*: libuv a uv_idle_t
+ *   left active, embed the ppoll() host loop's deferred list, uring a NOP
+ *   request per callback on a plain io_uring loop) on a second loop of the
  *   same kind: spawn N and the chain against one callback re-arming
  *   itself N times, yield against tasks callbacks re-arming K times,
  *   ping-pong against two callbacks arming each other. JSON: the same
  *   keys, the loop's name for "libevent" (spawn: NAME_rearm). A loop this
- *   build lacks (uring for now), or another figure: exit 2.
+ *   build lacks (or a ring the kernel refuses), or another figure: exit 2.
  * Exit status: 0 (targets missed or not), 1 on a failure, 2 on bad usage.
  */
 #define _GNU_SOURCE
@@ -1311,11 +1312,12 @@ static void run_remote(void)
     R.remote = true;
 }
 
-/* ---- --loop libuv, embed: spawn, yield, ping-pong against the loop's re-arm ----
+/* ---- --loop libuv, embed, uring: spawn, yield, ping-pong against the re-arm ----
  * The same cw figures as above on the executor of --loop's loop, each
  * against the loop's cheapest self-re-arming callback (bench/loops.c:
  * bench_raw_*; libuv: a uv_idle_t left active, embed: the host loop's
- * deferred list), on a second loop of the same kind. */
+ * deferred list, uring: a NOP request), on a second loop of the same
+ * kind. */
 
 struct loop_results {
     bool spawn, yield, pingpong;
@@ -1564,9 +1566,13 @@ static void print_loop_table(void)
     printf("%s: %s\n", base,
            g_loop == BENCH_LIBUV ? "uv_idle_t callbacks left active (libuv calls each once per "
                                    "loop iteration); ping-pong: each stops itself, starts the other"
-                                 : "callbacks on the ppoll() host loop's deferred list (each run "
-                                   "once per turn, re-queued by itself); ping-pong: each queues "
-                                   "the other");
+           : g_loop == BENCH_URING
+               ? "callbacks run by the completion of an IORING_OP_NOP on a plain io_uring loop "
+                 "(each re-queues its NOP, one io_uring_submit_and_wait() per turn); "
+                 "ping-pong: each queues the other's NOP"
+               : "callbacks on the ppoll() host loop's deferred list (each run "
+                 "once per turn, re-queued by itself); ping-pong: each queues "
+                 "the other");
     fflush(stdout);
 }
 

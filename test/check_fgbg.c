@@ -20,6 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef CW_TEST_URING
+#include <liburing.h>
+#endif
+
 #include "testutil.h"
 
 #define SMOKE_COUNT 200 /* bench/fgbg.c: SMOKE_FG_COUNT */
@@ -464,13 +468,35 @@ START_TEST(loop_libuv_has_the_same_shape)
 }
 END_TEST
 
-/* A loop that is not built (uring: the benches have no uring case yet),
- * an unknown one, or a libevent-only variant on another loop: exit 2,
- * nothing on stdout (stderr says why). */
+/* --loop uring when the io_uring driver is built: the same shape; where
+ * the kernel refuses a ring (no io_uring, seccomp, io_uring_disabled),
+ * exit 2 with nothing on stdout, and the shape is not checked. Without the
+ * driver: exit 2. */
+START_TEST(loop_uring_has_the_same_shape)
+{
+#ifdef CW_TEST_URING
+    struct io_uring ring;
+    int err = io_uring_queue_init(4, &ring, 0);
+    if (err == 0) {
+        io_uring_queue_exit(&ring);
+        check_loop("uring");
+        return;
+    }
+    printf("SKIP: --loop uring: no io_uring here (%s)\n", strerror(-err));
+#endif
+    const char *args[] = {"--smoke", "--loop", "uring", NULL};
+    run_fgbg(args, &r);
+    ck_assert_msg(r.exit_code == 2, "--loop uring without a ring: exit %d", r.exit_code);
+    ck_assert_str_eq(r.out, "");
+}
+END_TEST
+
+/* An unknown loop, or a libevent-only variant on another loop: exit 2,
+ * nothing on stdout (stderr says why; an unbuilt loop:
+ * loop_*_has_the_same_shape). */
 START_TEST(unbuilt_or_unknown_loop_exits_2)
 {
     const char *bad[][6] = {
-        {"--smoke", "--loop", "uring", NULL},
         {"--smoke", "--loop", "nope", NULL},
         {"--smoke", "--loop", NULL},
         {"--smoke", "--loop", "embed", "--variants", "two_bases", NULL},
@@ -497,6 +523,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_arguments_exit_2_with_nothing_on_stdout);
     tcase_add_test(tc, loop_embed_has_the_same_shape);
     tcase_add_test(tc, loop_libuv_has_the_same_shape);
+    tcase_add_test(tc, loop_uring_has_the_same_shape);
     tcase_add_test(tc, unbuilt_or_unknown_loop_exits_2);
     suite_add_tcase(s, tc);
     return s;

@@ -17,6 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef CW_TEST_URING
+#include <liburing.h>
+#endif
+
 #include "testutil.h"
 
 /* What a run gave. */
@@ -342,12 +346,34 @@ START_TEST(loop_libuv_has_the_same_shape)
 }
 END_TEST
 
-/* An unbuilt loop (uring), an unknown one, a figure the loop does not
- * measure: exit 2, nothing on stdout. */
+/* --loop uring when the io_uring driver is built: the same shape; where
+ * the kernel refuses a ring (no io_uring, seccomp, io_uring_disabled),
+ * exit 2 with nothing on stdout, and the shape is not checked. Without the
+ * driver: exit 2. */
+START_TEST(loop_uring_has_the_same_shape)
+{
+#ifdef CW_TEST_URING
+    struct io_uring ring;
+    int err = io_uring_queue_init(4, &ring, 0);
+    if (err == 0) {
+        io_uring_queue_exit(&ring);
+        check_loop("uring");
+        return;
+    }
+    printf("SKIP: --loop uring: no io_uring here (%s)\n", strerror(-err));
+#endif
+    const char *args[] = {"--smoke", "--loop", "uring", NULL};
+    run_bench(args);
+    ck_assert_msg(r.exit_code == 2, "--loop uring without a ring: exit %d", r.exit_code);
+    ck_assert_str_eq(r.out, "");
+}
+END_TEST
+
+/* An unknown loop, a figure the loop does not measure: exit 2, nothing
+ * on stdout (an unbuilt one: loop_*_has_the_same_shape). */
 START_TEST(unbuilt_or_unknown_loop_exits_2)
 {
     const char *bad[][6] = {
-        {"--smoke", "--loop", "uring", NULL},
         {"--smoke", "--loop", "nope", NULL},
         {"--smoke", "--loop", NULL},
         {"--smoke", "--loop", "embed", "--only", "timer", NULL},
@@ -372,6 +398,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_usage_exits_2);
     tcase_add_test(tc, loop_embed_has_the_same_shape);
     tcase_add_test(tc, loop_libuv_has_the_same_shape);
+    tcase_add_test(tc, loop_uring_has_the_same_shape);
     tcase_add_test(tc, unbuilt_or_unknown_loop_exits_2);
     suite_add_tcase(s, tc);
     return s;
