@@ -985,6 +985,116 @@ static void reset(void)
     memset(g_held_waker, 0, sizeof g_held_waker);
 }
 
+/* ---- in-place spawn (cw_spawn_with) ------------------------------------------ */
+
+/* A consumer whose receive future writes into its own state. */
+typedef struct inplace {
+    cw_chan_recv rx;
+    int item;
+    int got;
+    const int *seen_zero; /* init saw a zeroed state */
+    int *drops;
+} inplace;
+
+static int g_init_saw_zero;
+
+static int inplace_init(void *state, void *ch)
+{
+    inplace *c = state;
+    static const inplace zero;
+    g_init_saw_zero = memcmp(c, &zero, sizeof zero) == 0;
+    cw_chan_recv_init(&c->rx, ch, &c->item); /* &c->item: the task's own */
+    return 0;
+}
+
+static cw_poll inplace_poll(void *state, cw_cx *cx)
+{
+    inplace *c = state;
+    if (cw_chan_recv_poll(&c->rx, cx) == CW_PENDING)
+        return CW_PENDING;
+    c->got = cw_chan_recv_result(&c->rx) == 0 ? c->item : -1;
+    return CW_READY;
+}
+
+static void inplace_drop(void *state)
+{
+    cw_chan_recv_drop(&((inplace *)state)->rx);
+}
+
+START_TEST(spawn_with_builds_a_self_referential_state_in_the_tasks_block)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_chan *ch;
+    ck_assert_int_eq(cw_chan_new(1, sizeof(int), &ch), 0);
+    cw_join *j;
+    g_init_saw_zero = 0;
+    ck_assert_int_eq(cw_spawn_with(cw_executor_queue(env.ex, Q1), inplace_poll, sizeof(inplace),
+                                   inplace_init, ch, inplace_drop, &j),
+                     0);
+    ck_assert(g_init_saw_zero);
+    turns(&env, 3); /* the consumer waits */
+    ck_assert_int_eq(cw_join_status(j), -EAGAIN);
+    int v = 42;
+    ck_assert_int_eq(cw_chan_try_send(ch, &v), 0);
+    ck_assert_int_eq(cw_executor_run_until(env.ex, j), 0);
+    /* the value landed in the task's state, where the poll reads it */
+    ck_assert_int_eq(((const inplace *)cw_join_state(j))->got, 42);
+    cw_join_free(j);
+    cw_chan_free(ch);
+    tenv_free(&env);
+}
+END_TEST
+
+static int g_failing_drops;
+
+static int failing_init(void *state, void *arg)
+{
+    (void)state;
+    return *(int *)arg;
+}
+
+static void failing_drop(void *state)
+{
+    (void)state;
+    g_failing_drops++;
+}
+
+START_TEST(spawn_with_a_failing_init_spawns_nothing)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    cw_join *j = (cw_join *)&env; /* a sentinel: must stay untouched */
+    g_failing_drops = 0;
+    int err = -ENOSPC;
+    ck_assert_int_eq(cw_spawn_with(q, inplace_poll, 64, failing_init, &err, failing_drop, &j),
+                     -ENOSPC);
+    err = 7; /* not a negative errno */
+    ck_assert_int_eq(cw_spawn_with(q, inplace_poll, 64, failing_init, &err, failing_drop, &j),
+                     -EINVAL);
+    ck_assert_ptr_eq(j, (cw_join *)&env);
+    ck_assert_int_eq(g_failing_drops, 0);
+    struct cw_executor_stats st = stats_of(env.ex);
+    ck_assert_uint_eq(st.tasks_spawned, 0);
+    ck_assert_uint_eq(st.tasks_live, 0);
+    /* nothing is left for the loop to wait for */
+    ck_assert_int_eq(tenv_run_once(&env), 1);
+    /* bad arguments */
+    ck_assert_int_eq(cw_spawn_with(NULL, inplace_poll, 8, inplace_init, NULL, NULL, NULL),
+                     -ENOENT);
+    ck_assert_int_eq(cw_spawn_with(q, NULL, 8, inplace_init, NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(cw_spawn_with(q, inplace_poll, 8, NULL, NULL, NULL, NULL), -EINVAL);
+    /* and a good one still works */
+    err = 0;
+    ck_assert_int_eq(cw_spawn_with(q, inplace_poll, 64, failing_init, &err, failing_drop, &j), 0);
+    cw_join_abort(j);
+    ck_assert_int_eq(g_failing_drops, 1);
+    cw_join_free(j);
+    tenv_free(&env);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("task");
@@ -1010,6 +1120,8 @@ static Suite *suite(void)
     tcase_add_test(tc, task_blocks_cost_48_bytes_and_empty_slabs_are_given_back);
     tcase_add_test(tc, blocks_freed_elsewhere_go_back_to_their_slabs_and_outlive_the_executor);
     tcase_add_test(tc, optional_slots_never_touch_the_state);
+    tcase_add_test(tc, spawn_with_builds_a_self_referential_state_in_the_tasks_block);
+    tcase_add_test(tc, spawn_with_a_failing_init_spawns_nothing);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -46,6 +46,13 @@
  * }
  * @endcode
  *
+ * The receive futures keep a pointer to where the value lands (out), and
+ * cw_chan_send_init() one to the value: initialise them inside the poll,
+ * as above, or in the task's own block with cw_spawn_with() (task.h),
+ * never in a state that cw_spawn() then copies (the pointer would name
+ * the caller's copy). cw_notify_wait_init() and cw_sem_acquire_init()
+ * keep no such pointer and may be initialised before cw_spawn().
+ *
  * The rules every future here follows:
  * - The first poll either completes at once (::CW_READY) or links the
  *   future into the primitive's wait list, holding a clone of the task's

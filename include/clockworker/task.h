@@ -13,6 +13,20 @@
  * wake arranged is never polled again (it stays alive until aborted or the
  * executor is freed).
  *
+ * Copy or in place. cw_spawn() copies a state the caller built, so that
+ * state must not point into itself: a leaf future initialised before the
+ * spawn that keeps a pointer to another field of the state (the output
+ * pointer of cw_chan_recv_init(), cw_oneshot_recv_init() and
+ * cw_remote_chan_recv_init(), the value pointer of cw_chan_send_init()
+ * when the value is a field of the state) would keep pointing at the
+ * caller's copy, often a dead stack frame. Such a state is built in
+ * place with cw_spawn_with(), whose init callback runs on the task's own
+ * block; or the future is initialised by the poll itself, at its start.
+ * The other leaf futures keep no pointer into the state and may be
+ * initialised before cw_spawn(): cw_sleep_init(), cw_fdwait_init(),
+ * cw_yield_init(), cw_notify_wait_init(), cw_sem_acquire_init(), the
+ * cw_bev_*_init() of bev.h.
+ *
  * The drop function, if any, runs exactly once per task, when the state is
  * released: when the task is cancelled or panics; when it completes if no
  * join handle is held; else when the join handle is freed (the state is the
@@ -77,6 +91,45 @@ typedef void (*cw_drop_fn)(void *state);
  */
 CW_EXTERN int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
                        cw_drop_fn drop, cw_join **join);
+
+/**
+ * Fills a task's state in place (cw_spawn_with()): state is the task's
+ * own, zeroed, size bytes, at the address the poll function will get
+ * for the task's whole life, so a future may point into it.
+ * @return 0, or a negative errno: the spawn then fails with it (a
+ *         positive value gives -EINVAL), nothing is spawned and the drop
+ *         function does not run (init undoes what it did itself).
+ */
+typedef int (*cw_init_fn)(void *state, void *arg);
+
+/**
+ * Spawn a task whose state is built in place: the block is allocated,
+ * its size bytes zeroed, init(state, arg) fills them, then the task is
+ * queued as by cw_spawn(). For states that point into themselves (a
+ * receive future whose output is a field of the state): see the file
+ * comment. init runs on the calling thread, inside this call, before
+ * the task can run; it may spawn other tasks.
+ *
+ * @code
+ * typedef struct consumer { cw_pt pt; cw_chan_recv rx; int item; } consumer;
+ *
+ * static int consumer_init(void *state, void *ch)
+ * {
+ *     consumer *c = state;
+ *     cw_chan_recv_init(&c->rx, ch, &c->item); // &c->item: the task's own
+ *     return 0;
+ * }
+ * ...
+ * cw_spawn_with(q, consumer_poll, sizeof(consumer), consumer_init, ch,
+ *               consumer_drop, &join);
+ * @endcode
+ *
+ * @return as cw_spawn() (-ENOENT, -EINVAL also for a NULL init,
+ *         -ESHUTDOWN, -ENOMEM), or init's error. On error nothing was
+ *         spawned and *join is untouched.
+ */
+CW_EXTERN int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init,
+                            void *arg, cw_drop_fn drop, cw_join **join);
 
 /**
  * Whether the running task should return soon: its queue's slice is spent

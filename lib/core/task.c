@@ -321,20 +321,19 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
     cw__task_release(t); /* the executor's reference */
 }
 
-int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
-             cw_drop_fn drop, cw_join **join)
+/* Both spawns: the block is allocated, then init fills its state (NULL:
+ * copy src), and only then is the task counted and queued, so a failing
+ * init leaves nothing behind. */
+static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, void *arg,
+                 const void *src, cw_drop_fn drop, cw_join **join)
 {
-    if (!q) /* what cw_executor_queue() gives for an unknown id */
-        return -ENOENT;
-    if (!poll || (!state && size) || size > CW__MAX_STATE)
-        return -EINVAL;
     cw_executor *ex = q->ex;
     if (!cw__on_thread(ex->shared))
         return -EINVAL;
     if (ex->freeing)
         return -ESHUTDOWN;
     /* The first live task needs the remote-wake fd watched, and adding
-     * that event may allocate inside libevent: do it before anything
+     * that event may allocate inside the loop: do it before anything
      * else, so that a failure leaves nothing spawned. */
     bool first = ex->stats.tasks_live == 0;
     if (first && cw__loop_watch_notify(ex, true) < 0)
@@ -356,8 +355,21 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
         *(cw_drop_fn *)(void *)cw__task_slot(t, CW__T_X_DROP) = drop;
     if (join)
         cw__task_join(t)->waiter = NULL;
-    if (size)
-        memcpy(t->state, state, size);
+    if (init) {
+        memset(t->state, 0, size);
+        int err = init(t->state, arg);
+        if (err != 0) {
+            /* Never started: back to its slab as it came, no drop. */
+            atomic_store(&t->refs, 1u);
+            t->flags = (uint16_t)(t->flags | CW__T_DONE | CW__T_DROPPED);
+            cw__task_release(t);
+            if (first && !ex->stats.tasks_live)
+                cw__loop_watch_notify(ex, false);
+            return err < 0 ? err : -EINVAL;
+        }
+    } else if (size) {
+        memcpy(t->state, src, size);
+    }
     ex->stats.tasks_live++;
     ex->stats.tasks_spawned++;
     q->spawned++;
@@ -366,4 +378,24 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
     if (join)
         *join = (cw_join *)t;
     return 0;
+}
+
+int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
+             cw_drop_fn drop, cw_join **join)
+{
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        return -ENOENT;
+    if (!poll || (!state && size) || size > CW__MAX_STATE)
+        return -EINVAL;
+    return spawn(q, poll, size, NULL, NULL, state, drop, join);
+}
+
+int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, void *arg,
+                  cw_drop_fn drop, cw_join **join)
+{
+    if (!q)
+        return -ENOENT;
+    if (!poll || !init || size > CW__MAX_STATE)
+        return -EINVAL;
+    return spawn(q, poll, size, init, arg, NULL, drop, join);
 }
