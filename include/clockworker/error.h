@@ -5,6 +5,12 @@
  * A call that fails has no effect: nothing is spawned, polled, changed or
  * leaked. The codes are the system's errno values, negated, plus
  * ::CW_EPANIC, which is clockworker's own.
+ *
+ * The thread rule is checked in every build: a function documented as
+ * "executor thread" that returns an int answers -EPERM when called from
+ * another thread, and changes nothing. One that returns void
+ * (cw_executor_free(), cw_join_abort(), cw_join_free()) cannot answer:
+ * it writes one line naming the call to stderr and does nothing.
  */
 #ifndef CLOCKWORKER_ERROR_H
 #define CLOCKWORKER_ERROR_H
@@ -43,6 +49,8 @@ extern "C" {
     XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                 \
     XX(ENOTSUP, -ENOTSUP, "not supported (embed host without run_once)")    \
     XX(EOVERFLOW, -EOVERFLOW, "count would overflow (semaphore permits)")   \
+    XX(EPERM, -EPERM, "not the executor's thread (or, from "               \
+                      "cw_executor_new_uring(), io_uring not permitted)")   \
     XX(EPANIC, CW_EPANIC, "task panicked")
 
 /**
