@@ -384,7 +384,7 @@ static void *spawn_thread(void *p)
     return NULL;
 }
 
-START_TEST(spawn_from_other_thread_is_einval)
+START_TEST(spawn_from_other_thread_is_eperm)
 {
     tenv env;
     tenv_init(&env, cfg_one(), 1);
@@ -394,7 +394,7 @@ START_TEST(spawn_from_other_thread_is_einval)
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, spawn_thread, &a), 0);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
-    ck_assert_int_eq(a.err, -EINVAL);
+    ck_assert_int_eq(a.err, -EPERM);
     ck_assert_ptr_eq(a.j, mark);
     ck_assert_uint_eq(stats_of(env.ex).tasks_spawned, 0);
     for (int i = 0; i < 3; i++)
@@ -1109,7 +1109,7 @@ static Suite *suite(void)
     tcase_add_test(tc, spawn_bad_arguments_is_einval_and_join_untouched);
     tcase_add_test(tc, spawn_size_zero_null_state_polls_with_non_null_pointer);
     tcase_add_test(tc, spawn_from_drop_during_executor_free_is_eshutdown);
-    tcase_add_test(tc, spawn_from_other_thread_is_einval);
+    tcase_add_test(tc, spawn_from_other_thread_is_eperm);
     tcase_add_test(tc, detached_task_runs_and_is_dropped_once_at_completion);
     tcase_add_test(tc, completed_task_with_join_is_dropped_when_join_freed);
     tcase_add_test(tc, completed_task_join_outlives_executor_and_drops_on_free);

@@ -28,7 +28,10 @@
  *
  * Thread: "the executor thread" is the thread that created the executor.
  * Everything here is executor-thread only unless said. Wakers may be used
- * from any thread (waker.h).
+ * from any thread (waker.h). The rule is checked in every build (one
+ * thread-local compare per call, none on the poll path): from another
+ * thread a function that returns int answers -EPERM and changes nothing;
+ * cw_executor_free() writes one line to stderr and does nothing.
  */
 #ifndef CLOCKWORKER_EXECUTOR_H
 #define CLOCKWORKER_EXECUTOR_H
@@ -62,7 +65,14 @@ CW_EXTERN const char *cw_loop_name(cw_loop_kind kind);
  * -ECANCELED for the tasks cancelled here) until cw_join_free(); wakers
  * still held elsewhere stay valid and become no-ops. A spawn attempted
  * from a drop function during the free fails with -ESHUTDOWN.
- * Must not be called from inside a task's poll. NULL is a no-op.
+ * NULL is a no-op.
+ *
+ * Refused (it returns having freed nothing, and writes one line naming
+ * the call to stderr: it has no return value to say so) when called from
+ * another thread than the executor's, from inside a round (a task's poll,
+ * a hook, or a drop function run there), or from a drop function during
+ * this free. The caller then frees the executor later, from the executor
+ * thread outside the loop's callbacks.
  */
 CW_EXTERN void cw_executor_free(cw_executor *ex);
 
@@ -81,7 +91,8 @@ CW_EXTERN cw_queue *cw_executor_queue(cw_executor *ex, uint32_t id);
  *
  * @return 0 (completed; the state is in cw_join_state()), -ECANCELED,
  *         ::CW_EPANIC; -EINVAL if ex or join is NULL or join belongs to
- *         another executor; -EBUSY if called from inside a task of ex
+ *         another executor; -EPERM if the caller is not on the executor
+ *         thread (nothing runs); -EBUSY if called from inside a task of ex
  *         (that would run the executor re-entrantly); -ESHUTDOWN if the
  *         executor is being freed; -EIO if a turn of the loop fails
  *         (for instance when called from a callback of the same libevent
@@ -110,7 +121,9 @@ CW_EXTERN uint64_t cw_executor_now(const cw_executor *ex);
  * Every weight from 1 to 2^32 - 1 is accepted and exact, as in
  * cw_config_add_queue().
  *
- * @return 0; -EINVAL if q is NULL or weight is 0. Executor thread.
+ * @return 0; -EINVAL if q is NULL or weight is 0; -EPERM if the caller
+ *         is not on the executor thread (the weight is unchanged).
+ *         Executor thread.
  */
 CW_EXTERN int cw_queue_set_weight(cw_queue *q, uint32_t weight);
 

@@ -11,8 +11,12 @@
  * cw_executor_free()), ::CW_EPANIC (panicked with catch_panics on), -EAGAIN
  * (still running).
  *
- * Threads: executor thread only (the thread of the task's executor).
- * A handle stays valid after its executor is freed, until cw_join_free().
+ * Threads: executor thread only (the thread of the task's executor),
+ * also after the executor is freed. A handle stays valid after its
+ * executor is freed, until cw_join_free(). cw_join_abort() and
+ * cw_join_free() check the thread in every build: from another thread
+ * each writes one line naming the call to stderr and does nothing (the
+ * task runs on; the handle stays valid, to free on the right thread).
  */
 #ifndef CLOCKWORKER_JOIN_H
 #define CLOCKWORKER_JOIN_H
@@ -56,14 +60,17 @@ CW_EXTERN const char *cw_join_panic_message(const cw_join *j);
  * the status stays -EAGAIN, and freeing the handle meanwhile is safe. A
  * task that waits for a wake that never comes is released then, not at
  * some later wake. Aborting a task that has already ended (or aborting
- * twice) does nothing. NULL is a no-op.
+ * twice) does nothing. NULL is a no-op. From another thread than the
+ * executor's: refused, with one line on stderr (see the file comment).
  */
 CW_EXTERN void cw_join_abort(cw_join *j);
 
 /**
  * Release the handle. A running task is detached: it runs on, and its
  * state is dropped when it ends. A completed task's state is dropped now.
- * NULL is a no-op. Each handle is freed once.
+ * NULL is a no-op. Each handle is freed once. From another thread than
+ * the executor's: refused, with one line on stderr; the handle stays
+ * valid (see the file comment).
  */
 CW_EXTERN void cw_join_free(cw_join *j);
 

@@ -209,13 +209,15 @@ struct cw_queue_stats {
 
 /**
  * Fill *out with the executor's counters.
- * @return 0; -EINVAL if ex or out is NULL. Executor thread.
+ * @return 0; -EINVAL if ex or out is NULL; -EPERM if the caller is not
+ *         on the executor thread (*out untouched). Executor thread.
  */
 CW_EXTERN int cw_executor_stats(const cw_executor *ex, struct cw_executor_stats *out);
 
 /**
  * Fill *out with a queue's counters.
- * @return 0; -EINVAL if q or out is NULL. Executor thread.
+ * @return 0; -EINVAL if q or out is NULL; -EPERM if the caller is not
+ *         on the executor thread (*out untouched). Executor thread.
  */
 CW_EXTERN int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out);
 
@@ -224,8 +226,9 @@ CW_EXTERN int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out);
  * queue (counters, and p50/p90/p99/max of its histograms) to f: for logs.
  * The format is for people and may change between versions; parse the
  * structs instead.
- * @return 0; -EINVAL if ex or f is NULL; -EIO if writing failed (errno
- *         from the stream). Executor thread.
+ * @return 0; -EINVAL if ex or f is NULL; -EPERM if the caller is not on
+ *         the executor thread (nothing written); -EIO if writing failed
+ *         (errno from the stream). Executor thread.
  */
 CW_EXTERN int cw_executor_dump_stats(const cw_executor *ex, FILE *f);
 

@@ -612,7 +612,7 @@ typedef struct cw_remote_join cw_remote_join;
 /**
  * Create a spawner for queue q.
  * @return 0 and *out (free with cw_spawner_free()); -EINVAL if q or out
- *         is NULL, or not on q's executor thread; -ESHUTDOWN if the
+ *         is NULL; -EPERM if not on q's executor thread; -ESHUTDOWN if the
  *         executor is being freed; -ENOMEM. Executor thread.
  */
 CW_EXTERN int cw_spawner_new(cw_queue *q, cw_spawner **out);

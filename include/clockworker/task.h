@@ -78,8 +78,8 @@ typedef void (*cw_drop_fn)(void *state);
  * @return 0; -ENOENT if q is NULL (no such queue: what
  *         cw_executor_queue() returns for an unknown id); -EINVAL if poll
  *         is NULL, or state is NULL with size > 0,
- *         or size > 2^40, or the caller is not on the executor thread;
- *         -ESHUTDOWN if the executor is being freed; -ENOMEM. On error
+ *         or size > 2^40; -EPERM if the caller is not on the executor
+ *         thread; -ESHUTDOWN if the executor is being freed; -ENOMEM. On error
  *         nothing was spawned and *join is untouched.
  *
  * Executor thread only; may be called from inside a task's poll (the new

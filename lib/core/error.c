@@ -2,9 +2,10 @@
  * and the system's for the errno values the library passes through. */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
-#include "clockworker/error.h"
+#include "util.h"
 
 /* A negated errno value the system may have a text for. */
 static int sys_errno(int err)
@@ -63,4 +64,10 @@ const char *cw_err_name(int err)
         return n;
 #endif
     return "UNKNOWN";
+}
+
+void cw__misuse(const char *call, const char *what)
+{
+    fprintf(stderr, "clockworker: %s: %s\n", call, what);
+    fflush(stderr);
 }

@@ -183,7 +183,18 @@ void cw_executor_free(cw_executor *ex)
 {
     if (!ex)
         return;
-    assert(!ex->in_round && "cw_executor_free() called from inside a task");
+    /* Refused, in every build: freeing under the running round (or the
+     * free in progress) would use the executor after it is gone. */
+    if (!cw__on_thread(ex->shared)) {
+        cw__misuse("cw_executor_free()", "not on the executor's thread; not freed");
+        return;
+    }
+    if (ex->in_round || ex->freeing) {
+        cw__misuse("cw_executor_free()", ex->freeing
+                   ? "called while the executor is being freed (from a drop); not freed again"
+                   : "called from inside a task's poll (or a round's hook or drop); not freed");
+        return;
+    }
     ex->freeing = true;
 
     /* Close the inbox; the references it held go. */
@@ -257,6 +268,8 @@ int cw_queue_set_weight(cw_queue *q, uint32_t weight)
 {
     if (!q || weight == 0)
         return -EINVAL;
+    if (!cw__on_thread(q->ex->shared))
+        return -EPERM;
     cw__eevdf_reweight(&q->ex->sched, &q->eq, weight);
     return 0;
 }
@@ -584,6 +597,8 @@ int cw_executor_run_until(cw_executor *ex, cw_join *join)
 {
     if (!ex || !join)
         return -EINVAL;
+    if (!cw__on_thread(ex->shared))
+        return -EPERM;
     cw__task *t = cw__task_of_join(join);
     if (cw__task_shared(t) != ex->shared)
         return -EINVAL;

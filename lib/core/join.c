@@ -66,6 +66,10 @@ void cw_join_abort(cw_join *j)
     if (!j)
         return;
     cw__task *t = cw__task_of_join(j);
+    if (!cw__on_thread(cw__task_shared(t))) {
+        cw__misuse("cw_join_abort()", "not on the executor's thread; not aborted");
+        return;
+    }
     if (t->flags & (CW__T_DONE | CW__T_CANCEL))
         return; /* ended, or ending at the next safe point */
     if (t->flags & CW__T_RUNNING) {
@@ -88,6 +92,10 @@ void cw_join_free(cw_join *j)
     if (!j)
         return;
     cw__task *t = cw__task_of_join(j);
+    if (!cw__on_thread(cw__task_shared(t))) {
+        cw__misuse("cw_join_free()", "not on the executor's thread; handle not freed");
+        return;
+    }
     t->flags &= (uint16_t)~CW__T_HAS_JOIN;
     union cw__join_slot *js = cw__task_join(t);
     if (js->waiter) {

@@ -35,6 +35,8 @@ int cw_executor_stats(const cw_executor *ex, struct cw_executor_stats *out)
 {
     if (!ex || !out)
         return -EINVAL;
+    if (!cw__on_thread(ex->shared))
+        return -EPERM;
     *out = ex->stats;
     /* kept per queue only (the executor's would be the same sums) */
     out->polls = out->cpu_ns = out->preemptions = 0;
@@ -51,6 +53,8 @@ int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out)
 {
     if (!q || !out)
         return -EINVAL;
+    if (!cw__on_thread(q->ex->shared))
+        return -EPERM;
     memset(out, 0, sizeof *out);
     out->id = q->id;
     out->weight = cw_queue_weight(q);

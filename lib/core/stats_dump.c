@@ -154,8 +154,9 @@ int cw_executor_dump_stats(const cw_executor *ex, FILE *f)
 
     if (!ex || !f)
         return -EINVAL;
-    if (cw_executor_stats(ex, &es) < 0)
-        return -EINVAL;
+    int err = cw_executor_stats(ex, &es); /* -EPERM: another thread */
+    if (err < 0)
+        return err;
     put(&o, "clockworker stats\n");
     dump_executor(&o, &es);
     for (uint32_t i = 0; i < ex->nqueues; i++) {

@@ -329,7 +329,7 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
 {
     cw_executor *ex = q->ex;
     if (!cw__on_thread(ex->shared))
-        return -EINVAL;
+        return -EPERM;
     if (ex->freeing)
         return -ESHUTDOWN;
     /* The first live task needs the remote-wake fd watched, and adding

@@ -33,6 +33,12 @@
 #endif
 
 
+/* Misuse that a void function cannot report (another thread, a free
+ * from inside a round): one line on stderr, "clockworker: <call>: <what>",
+ * then the caller returns having done nothing. Cold; never on the poll
+ * path. (error.c) */
+__attribute__((cold)) void cw__misuse(const char *call, const char *what);
+
 /* ---- allocation: every allocation in the library goes through here ---- */
 void *cw__malloc(size_t n);
 void *cw__calloc(size_t n, size_t size);
