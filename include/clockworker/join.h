@@ -17,6 +17,11 @@
  * cw_join_free() check the thread in every build: from another thread
  * each writes one line naming the call to stderr and does nothing (the
  * task runs on; the handle stays valid, to free on the right thread).
+ * A build configured with --enable-debug (CW_CHECKED) also catches a
+ * handle used after cw_join_free(), or freed twice, while its block has
+ * not been given to a new task: every function here (and
+ * cw_executor_run_until()) then writes one line naming the call and the
+ * handle and aborts.
  */
 #ifndef CLOCKWORKER_JOIN_H
 #define CLOCKWORKER_JOIN_H

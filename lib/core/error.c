@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -70,4 +71,11 @@ void cw__misuse(const char *call, const char *what)
 {
     fprintf(stderr, "clockworker: %s: %s\n", call, what);
     fflush(stderr);
+}
+
+void cw__misuse_abort(const char *call, const void *obj, const char *what)
+{
+    fprintf(stderr, "clockworker: %s(%p): %s\n", call, obj, what);
+    fflush(stderr);
+    abort();
 }

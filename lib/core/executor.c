@@ -599,7 +599,7 @@ int cw_executor_run_until(cw_executor *ex, cw_join *join)
         return -EINVAL;
     if (!cw__on_thread(ex->shared))
         return -EPERM;
-    cw__task *t = cw__task_of_join(join);
+    cw__task *t = cw__join_task(join, "cw_executor_run_until");
     if (cw__task_shared(t) != ex->shared)
         return -EINVAL;
     if (ex->in_round)

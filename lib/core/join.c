@@ -9,7 +9,7 @@ cw_poll cw_join_poll(cw_join *j, cw_cx *cx)
 {
     if (!j || !cx || !cx->task)
         return CW_READY;
-    cw__task *t = cw__task_of_join(j);
+    cw__task *t = cw__join_task(j, "cw_join_poll");
     if (t->flags & CW__T_DONE)
         return CW_READY;
     cw_waker *w = cw_cx_waker(cx);
@@ -23,14 +23,14 @@ cw_poll cw_join_poll(cw_join *j, cw_cx *cx)
 
 int cw_join_status(const cw_join *j)
 {
-    return j ? cw__task_status(cw__task_of_join(j)) : -EINVAL;
+    return j ? cw__task_status(cw__join_task(j, "cw_join_status")) : -EINVAL;
 }
 
 void *cw_join_state(cw_join *j)
 {
     if (!j)
         return NULL;
-    cw__task *t = cw__task_of_join(j);
+    cw__task *t = cw__join_task(j, "cw_join_state");
     return cw__task_status(t) == 0 && !(t->flags & CW__T_DROPPED) ? t->state : NULL;
 }
 
@@ -38,7 +38,7 @@ const char *cw_join_panic_message(const cw_join *j)
 {
     if (!j)
         return NULL;
-    cw__task *t = cw__task_of_join(j);
+    cw__task *t = cw__join_task(j, "cw_join_panic_message");
     if (cw__task_status(t) != CW_EPANIC)
         return NULL;
     return t->panic_msg ? t->panic_msg : "(panic message lost: out of memory)";
@@ -65,7 +65,7 @@ void cw_join_abort(cw_join *j)
 {
     if (!j)
         return;
-    cw__task *t = cw__task_of_join(j);
+    cw__task *t = cw__join_task(j, "cw_join_abort");
     if (!cw__on_thread(cw__task_shared(t))) {
         cw__misuse("cw_join_abort()", "not on the executor's thread; not aborted");
         return;
@@ -91,7 +91,7 @@ void cw_join_free(cw_join *j)
 {
     if (!j)
         return;
-    cw__task *t = cw__task_of_join(j);
+    cw__task *t = cw__join_task(j, "cw_join_free");
     if (!cw__on_thread(cw__task_shared(t))) {
         cw__misuse("cw_join_free()", "not on the executor's thread; handle not freed");
         return;

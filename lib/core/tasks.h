@@ -171,6 +171,25 @@ static inline cw__task *cw__task_of_join(const cw_join *j)
     return (cw__task *)(uintptr_t)j;
 }
 
+/* The block of a join handle the user passed to `call`. The checked
+ * build (CW_CHECKED) aborts, naming the call and the handle, when the
+ * block no longer has a handle: it was freed (a second cw_join_free(),
+ * or a use after it) while the task lives on, or the block went back to
+ * its slab. (A block reused by a new task with a handle of its own is
+ * not told apart.) Off the poll path: the join functions only. */
+static inline cw__task *cw__join_task(const cw_join *j, const char *call)
+{
+    cw__task *t = cw__task_of_join(j);
+#ifdef CW_CHECKED
+    if ((t->flags & (CW__T_HAS_JOIN | CW__T_FREE)) != CW__T_HAS_JOIN)
+        cw__misuse_abort(call, j, "join handle already freed (freed twice, or used after "
+                                  "cw_join_free())");
+#else
+    (void)call;
+#endif
+    return t;
+}
+
 void cw__task_release(cw__task *t);
 void cw__task_end(cw_executor *ex, cw__task *t, int status);
 void cw__task_drop_state(cw__task *t);

@@ -38,6 +38,10 @@
  * then the caller returns having done nothing. Cold; never on the poll
  * path. (error.c) */
 __attribute__((cold)) void cw__misuse(const char *call, const char *what);
+/* Misuse the checked build (--enable-debug, CW_CHECKED) detects: one
+ * line, "clockworker: <call>(<obj>): <what>", then abort(). */
+CW_NORETURN __attribute__((cold)) void cw__misuse_abort(const char *call, const void *obj,
+                                                        const char *what);
 
 /* ---- allocation: every allocation in the library goes through here ---- */
 void *cw__malloc(size_t n);
