@@ -539,7 +539,7 @@ START_TEST(round_ends_after_max_polls_per_yield)
 }
 END_TEST
 
-START_TEST(default_max_polls_per_yield_is_61)
+START_TEST(default_max_polls_per_yield_is_1024)
 {
     tenv env;
     cw_config *cfg = cw_config_new();
@@ -548,7 +548,7 @@ START_TEST(default_max_polls_per_yield_is_61)
     reset(&env);
     spawn_spin(&env, 0, 0);
     tenv_turn(&env);
-    ck_assert_uint_eq(g_total, 61);
+    ck_assert_uint_eq(g_total, 1024);
     stop_all(&env);
     tenv_free(&env);
 }
@@ -996,7 +996,7 @@ static Suite *suite(void)
     tcase_add_test(tc, round_ends_after_driver_yield);
     tcase_add_test(tc, yield_to_loop_ends_the_round_after_the_poll);
     tcase_add_test(tc, round_ends_after_max_polls_per_yield);
-    tcase_add_test(tc, default_max_polls_per_yield_is_61);
+    tcase_add_test(tc, default_max_polls_per_yield_is_1024);
     tcase_add_test(tc, should_yield_when_slice_spent_and_others_wait);
     tcase_add_test(tc, should_yield_when_a_heavier_queues_sleep_comes_due);
     tcase_add_test(tc, should_yield_ignores_a_lighter_queues_sleep_until_the_slice_ends);

@@ -868,7 +868,7 @@ static void exec_new(model *m)
     static const uint64_t lat[] = {2 * MS, 1 * MS, 4 * MS, 2 * MS};
     static const uint64_t minsl[] = {100 * US, 50 * US};
     static const uint64_t yield[] = {500 * US, 200 * US, 2 * MS, 500 * US};
-    static const uint32_t maxp[] = {61, 7, 500, 61};
+    static const uint32_t maxp[] = {CW_DEFAULT_MAX_POLLS_PER_YIELD, 7, 500, 61};
     m->latency = lat[c & 3];
     m->min_slice = minsl[(c >> 2) & 1];
     m->yield_ns = yield[(c >> 3) & 3];
@@ -876,7 +876,7 @@ static void exec_new(model *m)
     cw_config_set_sched_latency(cfg, m->latency == 2 * MS ? 0 : m->latency); /* 0: default */
     cw_config_set_min_slice(cfg, m->min_slice);
     cw_config_set_driver_yield(cfg, m->yield_ns);
-    cw_config_set_max_polls_per_yield(cfg, m->max_polls == 61 ? 0 : m->max_polls);
+    cw_config_set_max_polls_per_yield(cfg, m->max_polls == CW_DEFAULT_MAX_POLLS_PER_YIELD ? 0 : m->max_polls);
     cw_config_set_catch_panics(cfg, true);
     cw_config_set_clock(cfg, fake_clock, &m->clk);
     m->rmax = m->latency > m->min_slice ? m->latency : m->min_slice;

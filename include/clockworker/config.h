@@ -34,8 +34,10 @@ extern "C" {
 #define CW_DEFAULT_MIN_SLICE_NS 100000ull
 /** Default longest stretch of task polls before libevent polls I/O: 500 us. */
 #define CW_DEFAULT_DRIVER_YIELD_NS 500000ull
-/** Default most polls between two returns to libevent. */
-#define CW_DEFAULT_MAX_POLLS_PER_YIELD 61u
+/** Default most polls between two returns to the loop: a backstop, as
+ *  rounds end by time (driver_yield, latency targets); see
+ *  cw_config_set_max_polls_per_yield(). */
+#define CW_DEFAULT_MAX_POLLS_PER_YIELD 1024u
 /** Default latency target of every queue: 50 us
  *  (cw_config_set_queue_latency()). */
 #define CW_DEFAULT_QUEUE_LATENCY_NS 50000ull
@@ -107,8 +109,16 @@ CW_EXTERN void cw_config_set_min_slice(cw_config *cfg, uint64_t ns);
  *  0 restores the default (500 us). NULL cfg: no-op. */
 CW_EXTERN void cw_config_set_driver_yield(cw_config *cfg, uint64_t ns);
 
-/** Most polls between two returns to libevent. 0 restores the default
- *  (61). NULL cfg: no-op. */
+/** Most polls between two returns to the loop. 0 restores the default
+ *  (1024). Rounds end by time (cw_config_set_driver_yield(), the latency
+ *  targets), so this count only ends rounds of polls shorter than
+ *  driver_yield / n, and bounds a round when the clock does not advance
+ *  (an injected clock). A return costs the loop's poll for I/O
+ *  (epoll_wait: 1.2-3 us on a KVM guest): at tokio's 61 polls of a
+ *  self-waking task (~15 ns each) that was most of the round, and a
+ *  yield cost 2.5x a self-re-arming event_active callback; at 1024 it
+ *  costs about the same (bench/overhead, bench/README). A lower count
+ *  polls I/O sooner between very short polls. NULL cfg: no-op. */
 CW_EXTERN void cw_config_set_max_polls_per_yield(cw_config *cfg, uint32_t n);
 
 /**
