@@ -597,10 +597,12 @@ CW_EXTERN void cw_sem_acquire_drop(cw_sem_acquire *f);
  * A spawner keeps the executor's shared part alive, so a careful user is
  * safe: after cw_executor_free(), cw_spawn_remote() fails with
  * -ESHUTDOWN instead of touching freed memory. While it exists it keeps
- * one internal task pending on its queue (counted in the stats as spawned
- * and live; it completes when the spawner is freed), which keeps the
- * executor's remote-wake fd in the event_base: event_base_dispatch() does
- * not return while a spawner exists, since work may still arrive.
+ * the executor's remote-wake fd watched by the loop, as a live uv_async_t
+ * keeps a libuv loop alive: event_base_dispatch() (uv_run() in
+ * UV_RUN_DEFAULT, cw_uring_run() in CW_URING_RUN_DEFAULT) does not return
+ * while a spawner exists, since work may still arrive; free it, from any
+ * thread, to let the loop end. (The library does this with a task of its
+ * own on the queue, which no statistic counts and no hook sees.)
  * @{ */
 
 /** A handle for spawning onto one queue from any thread (opaque). */

@@ -57,6 +57,10 @@ struct cw_executor {
     const cw_driver_ops *ops;  /* the loop (loop.c is the one caller) */
     void *drv;                 /* its state */
     bool notify_watched;       /* the remote-wake fd is watched */
+    uint64_t ntasks;           /* live tasks, internal ones included: the
+                                  remote-wake fd is watched while nonzero
+                                  (stats.tasks_live counts the user's only,
+                                  and no statistic steers anything) */
     cw__shared *shared;
     cw_queue *queues;          /* by index (config order) */
     uint32_t *by_id;           /* indexes sorted by id */

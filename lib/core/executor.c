@@ -300,7 +300,7 @@ void cw__executor_schedule(cw_executor *ex)
 
 void cw__executor_update_watch(cw_executor *ex)
 {
-    cw__loop_watch_notify(ex, ex->stats.tasks_live > 0 && !ex->freeing);
+    cw__loop_watch_notify(ex, ex->ntasks > 0 && !ex->freeing);
 }
 
 /* Poll one task with catch_panics on: a cw_panic() lands back here
@@ -578,7 +578,7 @@ static void round_end(cw_executor *ex, uint64_t round_start, uint64_t now, cw_sl
         cw__executor_schedule(ex);
         return;
     }
-    if (!ex->stats.tasks_live)
+    if (!ex->ntasks)
         cw__executor_update_watch(ex);
 }
 

@@ -23,7 +23,8 @@
 /* cw_spawn_remote
  *
  * A spawner is (a reference on) an internal "anchor" task spawned on its
- * queue, whose state names the queue: that reference keeps the task block
+ * queue (CW__T_INTERNAL: not in the user's statistics), whose state names
+ * the queue: that reference keeps the task block
  * and so the executor's cw__shared alive (internal.h), the anchor keeps
  * the executor's remote-wake fd watched while it is live, and freeing the
  * spawner wakes the anchor, which then completes.
@@ -73,7 +74,7 @@ int cw_spawner_new(cw_queue *q, cw_spawner **out)
     struct anchor a = {.qidx = (uint16_t)q->index};
     atomic_init(&a.closed, false);
     cw_join *j;
-    int err = cw_spawn(q, anchor_poll, &a, sizeof a, NULL, &j);
+    int err = cw__spawn_internal(q, anchor_poll, &a, sizeof a, &j);
     if (err < 0)
         return err;
     /* Keep the block through a waker reference (usable from any thread),
@@ -177,9 +178,10 @@ void cw__spawn_remote_finish(cw_executor *ex, cw__task *t)
 {
     cw_queue *q = cw__task_queue(ex, t);
     t->flags &= (uint16_t)~CW__T_SPAWNING;
-    if (!ex->stats.tasks_live) /* (a spawner's anchor normally ensures it) */
+    if (!ex->ntasks) /* (a spawner's anchor normally ensures it) */
         cw__loop_watch_notify(ex, true);
     cw__slab_adopt(ex, t);
+    ex->ntasks++;
     ex->stats.tasks_live++;
     ex->stats.tasks_spawned++;
     q->spawned++;

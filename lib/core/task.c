@@ -292,18 +292,21 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
     assert(status == 0 || status == CW_EPANIC || status == -ECANCELED);
     t->flags = (uint16_t)(((t->flags | CW__T_DONE | st)
                            & ~(CW__T_RUNNING | CW__T_NOTIFIED | CW__T_CANCEL)));
-    ex->stats.tasks_live--;
-    if (status == 0) {
-        ex->stats.tasks_completed++;
-        q->completed++;
-    } else if (status == CW_EPANIC) {
-        ex->stats.tasks_panicked++;
-        q->panicked++;
-    } else {
-        ex->stats.tasks_cancelled++;
-        q->cancelled++;
+    ex->ntasks--;
+    if (!(t->flags & CW__T_INTERNAL)) { /* the library's own: not counted */
+        ex->stats.tasks_live--;
+        if (status == 0) {
+            ex->stats.tasks_completed++;
+            q->completed++;
+        } else if (status == CW_EPANIC) {
+            ex->stats.tasks_panicked++;
+            q->panicked++;
+        } else {
+            ex->stats.tasks_cancelled++;
+            q->cancelled++;
+        }
+        CW__HOOK(ex, complete, q, t->state, status);
     }
-    CW__HOOK(ex, complete, q, t->state, status);
     if (t->flags & CW__T_RJOIN) /* copy the result out before the drop */
         cw__remote_join_end(t, status);
     /* A completed task's state is its result while a join handle holds it. */
@@ -316,7 +319,7 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
         js->waiter = NULL;
         cw_waker_wake(w);
     }
-    if (!ex->stats.tasks_live && !ex->in_round)
+    if (!ex->ntasks && !ex->in_round)
         cw__executor_update_watch(ex);
     cw__task_release(t); /* the executor's reference */
 }
@@ -325,7 +328,7 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
  * copy src), and only then is the task counted and queued, so a failing
  * init leaves nothing behind. */
 static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, void *arg,
-                 const void *src, cw_drop_fn drop, cw_join **join)
+                 const void *src, cw_drop_fn drop, cw_join **join, uint16_t internal)
 {
     cw_executor *ex = q->ex;
     if (!cw__on_thread(ex->shared))
@@ -335,7 +338,7 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
     /* The first live task needs the remote-wake fd watched, and adding
      * that event may allocate inside the loop: do it before anything
      * else, so that a failure leaves nothing spawned. */
-    bool first = ex->stats.tasks_live == 0;
+    bool first = ex->ntasks == 0;
     if (first && cw__loop_watch_notify(ex, true) < 0)
         return -ENOMEM;
     uint16_t x = (uint16_t)((drop ? CW__T_X_DROP : 0) | (join ? CW__T_X_JOIN : 0)
@@ -349,7 +352,7 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
     t->poll = poll;
     t->inbox_next = NULL;
     atomic_init(&t->refs, join ? 2u : 1u);
-    t->flags = (uint16_t)(x | (join ? CW__T_HAS_JOIN : 0));
+    t->flags = (uint16_t)(x | (join ? CW__T_HAS_JOIN : 0) | internal);
     t->qidx = (uint16_t)q->index;
     if (drop)
         *(cw_drop_fn *)(void *)cw__task_slot(t, CW__T_X_DROP) = drop;
@@ -363,18 +366,22 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
             atomic_store(&t->refs, 1u);
             t->flags = (uint16_t)(t->flags | CW__T_DONE | CW__T_DROPPED);
             cw__task_release(t);
-            if (first && !ex->stats.tasks_live)
+            if (first && !ex->ntasks)
                 cw__loop_watch_notify(ex, false);
             return err < 0 ? err : -EINVAL;
         }
     } else if (size) {
         memcpy(t->state, src, size);
     }
-    ex->stats.tasks_live++;
-    ex->stats.tasks_spawned++;
-    q->spawned++;
+    ex->ntasks++;
+    if (!internal) {
+        ex->stats.tasks_live++;
+        ex->stats.tasks_spawned++;
+        q->spawned++;
+    }
     cw__task_enqueue(ex, t);
-    CW__HOOK(ex, spawn, q, t->state);
+    if (!internal)
+        CW__HOOK(ex, spawn, q, t->state);
     if (join)
         *join = (cw_join *)t;
     return 0;
@@ -387,7 +394,7 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
         return -ENOENT;
     if (!poll || (!state && size) || size > CW__MAX_STATE)
         return -EINVAL;
-    return spawn(q, poll, size, NULL, NULL, state, drop, join);
+    return spawn(q, poll, size, NULL, NULL, state, drop, join, 0);
 }
 
 int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, void *arg,
@@ -397,5 +404,11 @@ int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, vo
         return -ENOENT;
     if (!poll || !init || size > CW__MAX_STATE)
         return -EINVAL;
-    return spawn(q, poll, size, init, arg, NULL, drop, join);
+    return spawn(q, poll, size, init, arg, NULL, drop, join, 0);
+}
+
+int cw__spawn_internal(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
+                       cw_join **join)
+{
+    return spawn(q, poll, size, NULL, NULL, state, NULL, join, CW__T_INTERNAL);
 }

@@ -37,6 +37,8 @@ enum {
     CW__T_X_JOIN = 1 << 12,   /* ... a join slot */
     CW__T_X_STAMP = 1 << 13,  /* ... a runnable_at slot (histograms on) */
     CW__T_FREE = 1 << 14,     /* a free block in its slab */
+    CW__T_INTERNAL = 1 << 15, /* the library's own (a spawner's anchor):
+                                 not in the statistics, no hooks */
 };
 
 #define CW__NO_CLASS UINT16_MAX
@@ -190,6 +192,11 @@ static inline cw__task *cw__join_task(const cw_join *j, const char *call)
     return t;
 }
 
+/* cw_spawn() of a task of the library's own (CW__T_INTERNAL): it keeps
+ * the remote-wake fd watched like any task, but no statistic counts it
+ * and no hook sees it. Arguments as cw_spawn()'s, checked by the caller. */
+int cw__spawn_internal(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
+                       cw_join **join);
 void cw__task_release(cw__task *t);
 void cw__task_end(cw_executor *ex, cw__task *t, int status);
 void cw__task_drop_state(cw__task *t);
