@@ -1978,7 +1978,7 @@ static const row rows[] = {
     {"cw_executor_run_until: task already ended -> its status", run_until_ended_task,
      -ECANCELED},
     {"cw_executor_base/now: NULL -> NULL, 0", executor_base_now_null, 0},
-    {"cw_queue_set_weight: NULL q -> -EINVAL", set_weight_null, -EINVAL},
+    {"cw_queue_set_weight: NULL q -> -ENOENT", set_weight_null, -ENOENT},
     {"cw_queue_set_weight: weight 0 -> -EINVAL, unchanged", set_weight_zero, -EINVAL},
     {"cw_queue_set_weight: UINT32_MAX -> 0, runs (UNDOCUMENTED bound)", set_weight_max, 0},
     {"cw_queue_id/weight/executor: NULL -> 0, 0, NULL", queue_getters_null, IS_NULL},
@@ -2030,7 +2030,7 @@ static const row rows[] = {
     {"cw_hist_quantile: q < 0, q > 1, NaN -> clamped (UNDOCUMENTED)",
      hist_quantile_q_out_of_range, 1},
     {"cw_executor_stats: NULL ex, NULL out -> -EINVAL", executor_stats_null, -EINVAL},
-    {"cw_queue_stats: NULL q, NULL out -> -EINVAL", queue_stats_null, -EINVAL},
+    {"cw_queue_stats: NULL q -> -ENOENT, NULL out -> -EINVAL", queue_stats_null, -ENOENT},
     /* time.h */
     {"cw_sleep_init/init_until/drop: NULL -> no-op", sleep_init_null, RETURNED},
     {"cw_sleep_poll: NULL s, NULL cx, zeroed sleep -> READY", sleep_poll_null, CW_READY},

@@ -308,7 +308,7 @@ START_TEST(counters_are_exact_after_a_scripted_run)
     ck_assert_uint_eq(st.slices, q0.slices + q1.slices);
     ck_assert_int_eq(cw_executor_stats(NULL, &st), -EINVAL);
     ck_assert_int_eq(cw_executor_stats(env.ex, NULL), -EINVAL);
-    ck_assert_int_eq(cw_queue_stats(NULL, &q0), -EINVAL);
+    ck_assert_int_eq(cw_queue_stats(NULL, &q0), -ENOENT);
     cw_join_free(ja);
     cw_join_free(jb);
     cw_join_free(jc);

@@ -456,12 +456,13 @@ START_TEST(bad_arguments_are_refused)
     cw_http_route *r = (cw_http_route *)&s; /* must stay untouched */
     ck_assert_int_eq(cw_http_set_cb(NULL, "/a", q, &h, &r), -EINVAL);
     ck_assert_int_eq(cw_http_set_cb(s.http, NULL, q, &h, &r), -EINVAL);
-    ck_assert_int_eq(cw_http_set_cb(s.http, "/a", NULL, &h, &r), -EINVAL);
+    ck_assert_int_eq(cw_http_set_cb(s.http, "/a", NULL, &h, &r), -ENOENT);
     ck_assert_int_eq(cw_http_set_cb(s.http, "/a", q, NULL, &r), -EINVAL);
     ck_assert_int_eq(cw_http_set_cb(s.http, "/a", q, &nopoll, &r), -EINVAL);
     ck_assert_int_eq(cw_http_set_cb(s.http, "/a", q, &huge, &r), -EINVAL);
     ck_assert_int_eq(cw_http_set_cb(s.http, "/a", q, &h, NULL), -EINVAL);
     ck_assert_int_eq(cw_http_set_gencb(NULL, q, &h, &r), -EINVAL);
+    ck_assert_int_eq(cw_http_set_gencb(s.http, NULL, &h, &r), -ENOENT);
     ck_assert_int_eq(cw_http_set_gencb(s.http, q, &nopoll, &r), -EINVAL);
     ck_assert_ptr_eq(r, (cw_http_route *)&s);
     ck_assert_int_eq(cw_http_set_cb(s.http, "/hello", q, &h, &r), -EEXIST); /* taken */

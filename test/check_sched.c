@@ -433,7 +433,7 @@ START_TEST(weight_change_at_run_time_changes_shares)
     ck_assert_int_eq(cw_queue_set_weight(cw_executor_queue(env.ex, 1), 3), 0);
     ck_assert_uint_eq(cw_queue_weight(cw_executor_queue(env.ex, 1)), 3);
     ck_assert_int_eq(cw_queue_set_weight(cw_executor_queue(env.ex, 1), 0), -EINVAL);
-    ck_assert_int_eq(cw_queue_set_weight(NULL, 3), -EINVAL);
+    ck_assert_int_eq(cw_queue_set_weight(NULL, 3), -ENOENT);
     uint64_t b0 = g_polls[0], b1 = g_polls[1];
     run_polls(&env, 10000);
     share = (double)(g_polls[1] - b1) / (double)((g_polls[0] - b0) + (g_polls[1] - b1));

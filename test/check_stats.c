@@ -475,7 +475,7 @@ START_TEST(stats_functions_reject_null_arguments)
     setup(&env, config_one_queue(1), false);
     ck_assert_int_eq(cw_executor_stats(NULL, &es), -EINVAL);
     ck_assert_int_eq(cw_executor_stats(env.ex, NULL), -EINVAL);
-    ck_assert_int_eq(cw_queue_stats(NULL, &qs), -EINVAL);
+    ck_assert_int_eq(cw_queue_stats(NULL, &qs), -ENOENT);
     ck_assert_int_eq(cw_queue_stats(cw_executor_queue(env.ex, 1), NULL), -EINVAL);
     ck_assert_int_eq(cw_executor_dump_stats(NULL, stderr), -EINVAL);
     ck_assert_int_eq(cw_executor_dump_stats(env.ex, NULL), -EINVAL);

@@ -1366,7 +1366,7 @@ START_TEST(spawn_remote_bad_arguments_and_panic_status)
     tenv e;
     tenv_init(&e, cfg, 1);
     cw_spawner *sp = NULL;
-    ck_assert_int_eq(cw_spawner_new(NULL, &sp), -EINVAL);
+    ck_assert_int_eq(cw_spawner_new(NULL, &sp), -ENOENT);
     ck_assert_int_eq(cw_spawner_new(queue(&e), NULL), -EINVAL);
     ck_assert_int_eq(cw_spawner_new(queue(&e), &sp), 0);
     int x = 5;

@@ -121,7 +121,9 @@ CW_EXTERN uint64_t cw_executor_now(const cw_executor *ex);
  * Every weight from 1 to 2^32 - 1 is accepted and exact, as in
  * cw_config_add_queue().
  *
- * @return 0; -EINVAL if q is NULL or weight is 0; -EPERM if the caller
+ * @return 0; -ENOENT if q is NULL (no such queue: what
+ *         cw_executor_queue() gives for an unknown id); -EINVAL if weight
+ *         is 0; -EPERM if the caller
  *         is not on the executor thread (the weight is unchanged).
  *         Executor thread.
  */

@@ -129,8 +129,8 @@ typedef struct cw_http_handler {
  * @param q     the queue the request tasks run on.
  * @param h     the handler (copied); h->poll is required.
  * @param route receives the route, to free with cw_http_route_free().
- * @return 0; -EINVAL if an argument is NULL, h->poll is NULL, or
- *         h->state_size > 2^30; -ENOMEM; -EEXIST if evhttp refuses the
+ * @return 0; -ENOENT if q is NULL (no such queue); -EINVAL if another
+ *         argument is NULL, h->poll is NULL, or h->state_size > 2^30; -ENOMEM; -EEXIST if evhttp refuses the
  *         path (it is taken; libevent reports its own out-of-memory the
  *         same way). On error nothing is registered and *route is
  *         untouched. Executor thread.
@@ -141,7 +141,8 @@ CW_EXTERN int cw_http_set_cb(struct evhttp *http, const char *path, cw_queue *q,
 /**
  * Serve every request no path callback takes (evhttp_set_gencb()) with
  * tasks on q. Replaces any generic callback evhttp had.
- * @return 0; -EINVAL (as cw_http_set_cb()); -ENOMEM. Executor thread.
+ * @return 0; -ENOENT, -EINVAL (as cw_http_set_cb()); -ENOMEM. Executor
+ *         thread.
  */
 CW_EXTERN int cw_http_set_gencb(struct evhttp *http, cw_queue *q, const cw_http_handler *h,
                                 cw_http_route **route);

@@ -216,8 +216,9 @@ CW_EXTERN int cw_executor_stats(const cw_executor *ex, struct cw_executor_stats 
 
 /**
  * Fill *out with a queue's counters.
- * @return 0; -EINVAL if q or out is NULL; -EPERM if the caller is not
- *         on the executor thread (*out untouched). Executor thread.
+ * @return 0; -ENOENT if q is NULL (no such queue); -EINVAL if out is
+ *         NULL; -EPERM if the caller is not on the executor thread (*out
+ *         untouched). Executor thread.
  */
 CW_EXTERN int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out);
 

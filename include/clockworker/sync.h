@@ -613,8 +613,8 @@ typedef struct cw_remote_join cw_remote_join;
 
 /**
  * Create a spawner for queue q.
- * @return 0 and *out (free with cw_spawner_free()); -EINVAL if q or out
- *         is NULL; -EPERM if not on q's executor thread; -ESHUTDOWN if the
+ * @return 0 and *out (free with cw_spawner_free()); -ENOENT if q is
+ *         NULL (no such queue); -EINVAL if out is NULL; -EPERM if not on q's executor thread; -ESHUTDOWN if the
  *         executor is being freed; -ENOMEM. Executor thread.
  */
 CW_EXTERN int cw_spawner_new(cw_queue *q, cw_spawner **out);

@@ -266,7 +266,9 @@ cw_executor *cw_queue_executor(const cw_queue *q)
 
 int cw_queue_set_weight(cw_queue *q, uint32_t weight)
 {
-    if (!q || weight == 0)
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        return -ENOENT;
+    if (weight == 0)
         return -EINVAL;
     if (!cw__on_thread(q->ex->shared))
         return -EPERM;

@@ -69,7 +69,9 @@ static cw__task *anchor_of(const cw_spawner *sp)
 
 int cw_spawner_new(cw_queue *q, cw_spawner **out)
 {
-    if (!q || !out)
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        return -ENOENT;
+    if (!out)
         return -EINVAL;
     struct anchor a = {.qidx = (uint16_t)q->index};
     atomic_init(&a.closed, false);

@@ -51,7 +51,9 @@ int cw_executor_stats(const cw_executor *ex, struct cw_executor_stats *out)
 
 int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out)
 {
-    if (!q || !out)
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        return -ENOENT;
+    if (!out)
         return -EINVAL;
     if (!cw__on_thread(q->ex->shared))
         return -EPERM;

@@ -245,7 +245,9 @@ refuse:
 static int route_new(struct evhttp *http, const char *path, cw_queue *q,
                      const cw_http_handler *h, cw_http_route **out)
 {
-    if (!http || !q || !h || !h->poll || !out || h->state_size > HTTP_MAX_STATE)
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        return -ENOENT;
+    if (!http || !h || !h->poll || !out || h->state_size > HTTP_MAX_STATE)
         return -EINVAL;
     cw_http_route *r = cw__calloc(1, sizeof *r);
     if (!r)
@@ -273,6 +275,8 @@ static int route_new(struct evhttp *http, const char *path, cw_queue *q,
 int cw_http_set_cb(struct evhttp *http, const char *path, cw_queue *q, const cw_http_handler *h,
                    cw_http_route **route)
 {
+    if (!q)
+        return -ENOENT;
     if (!path || !route)
         return -EINVAL;
     cw_http_route *r;
@@ -325,6 +329,8 @@ static void gen_register(cw_http_route *r)
 int cw_http_set_gencb(struct evhttp *http, cw_queue *q, const cw_http_handler *h,
                       cw_http_route **route)
 {
+    if (!q)
+        return -ENOENT;
     if (!route)
         return -EINVAL;
     cw_http_route *r;
