@@ -405,6 +405,64 @@ START_TEST(spawn_from_other_thread_is_eperm)
 }
 END_TEST
 
+/* ---- cw_queue_run() -------------------------------------------------------- */
+
+static void run_fn(void *arg)
+{
+    int id = *(int *)arg;
+    g_polls[id]++;
+    g_log[g_nlog++] = id;
+}
+
+static int g_run_ids[4] = {10, 11, 12, 13};
+
+START_TEST(queue_run_calls_the_function_once_later_in_fifo_order_with_tasks)
+{
+    tenv env;
+    tenv_init(&env, cfg_two(), 1);
+    cw_queue *q1 = cw_executor_queue(env.ex, Q1), *q2 = cw_executor_queue(env.ex, Q2);
+    ck_assert_int_eq(cw_queue_run(q1, run_fn, &g_run_ids[0]), 0);
+    spawn_ctask(q1, 1, 0, NULL);
+    ck_assert_int_eq(cw_queue_run(q1, run_fn, &g_run_ids[1]), 0);
+    ck_assert_int_eq(cw_queue_run(q2, run_fn, &g_run_ids[2]), 0);
+    ck_assert_int_eq(g_nlog, 0); /* not inside the call */
+    for (int i = 0; i < 5; i++)
+        tenv_turn(&env);
+    ck_assert_int_eq(g_polls[10], 1);
+    ck_assert_int_eq(g_polls[11], 1);
+    ck_assert_int_eq(g_polls[12], 1);
+    /* q1's order is its FIFO: run, task, run */
+    int at[3] = {-1, -1, -1};
+    for (int i = 0; i < g_nlog; i++)
+        for (int k = 0; k < 3; k++)
+            if (g_log[i] == (int[]){10, 1, 11}[k])
+                at[k] = i;
+    ck_assert(at[0] >= 0 && at[0] < at[1] && at[1] < at[2]);
+    struct cw_queue_stats qs;
+    ck_assert_int_eq(cw_queue_stats(q2, &qs), 0);
+    ck_assert_uint_eq(qs.tasks_completed, 1); /* ran as a task of q2 */
+    ck_assert_uint_eq(stats_of(env.ex).tasks_live, 0);
+    tenv_free(&env);
+}
+END_TEST
+
+START_TEST(queue_run_errors_are_spawns_and_the_function_never_runs)
+{
+    tenv env;
+    tenv_init(&env, cfg_one(), 1);
+    cw_queue *q = cw_executor_queue(env.ex, Q1);
+    ck_assert_int_eq(cw_queue_run(NULL, run_fn, &g_run_ids[0]), -ENOENT);
+    ck_assert_int_eq(cw_queue_run(cw_executor_queue(env.ex, 99), run_fn, NULL), -ENOENT);
+    ck_assert_int_eq(cw_queue_run(q, NULL, NULL), -EINVAL);
+    /* queued, then the executor goes: never runs */
+    ck_assert_int_eq(cw_queue_run(q, run_fn, &g_run_ids[3]), 0);
+    ck_assert_uint_eq(stats_of(env.ex).tasks_spawned, 1);
+    tenv_free(&env);
+    ck_assert_int_eq(g_polls[13], 0);
+    ck_assert_int_eq(g_nlog, 0);
+}
+END_TEST
+
 /* ---- drop timing ----------------------------------------------------------- */
 
 START_TEST(detached_task_runs_and_is_dropped_once_at_completion)
@@ -1122,6 +1180,8 @@ static Suite *suite(void)
     tcase_add_test(tc, optional_slots_never_touch_the_state);
     tcase_add_test(tc, spawn_with_builds_a_self_referential_state_in_the_tasks_block);
     tcase_add_test(tc, spawn_with_a_failing_init_spawns_nothing);
+    tcase_add_test(tc, queue_run_calls_the_function_once_later_in_fifo_order_with_tasks);
+    tcase_add_test(tc, queue_run_errors_are_spawns_and_the_function_never_runs);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -131,6 +131,43 @@ typedef int (*cw_init_fn)(void *state, void *arg);
 CW_EXTERN int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init,
                             void *arg, cw_drop_fn drop, cw_join **join);
 
+/** A function cw_queue_run() calls once, with its argument. */
+typedef void (*cw_run_fn)(void *arg);
+
+/**
+ * Run fn(arg) once on q, under the scheduler: a task whose one poll calls
+ * fn(arg) and completes, for a chunk of work that needs no state struct
+ * (a step of a background job, a deferred clean-up). It runs after the
+ * tasks queued on q before it, when EEVDF picks q, and q is charged the
+ * time it takes; a chunk that wants more runs may queue itself again
+ * from fn. fn runs on the executor thread and not inside this call; it
+ * has no cx, so keep each chunk short (a long loop that must check
+ * cw_should_yield() is a task's job).
+ *
+ * @code
+ * static void compact_step(void *arg)
+ * {
+ *     struct db *db = arg;
+ *     if (db_compact_some(db, 1000))           // more to do
+ *         cw_queue_run(db->background, compact_step, db);
+ * }
+ * ...
+ * cw_queue_run(db->background, compact_step, db);
+ * @endcode
+ *
+ * @param q   the queue (NULL gives -ENOENT, as for cw_spawn()).
+ * @param fn  the function; required.
+ * @param arg its argument, passed as is (not owned).
+ * @return 0; the errors of cw_spawn(): -ENOENT (q NULL), -EINVAL (fn
+ *         NULL), -EPERM (not on the executor thread), -ESHUTDOWN (the
+ *         executor is being freed), -ENOMEM. On error fn never runs.
+ *         If the executor is freed before fn ran, fn never runs.
+ *
+ * Executor thread; may be called from a poll or a callback. Cost: one
+ * cw_spawn() of a 16-byte state, without join or drop.
+ */
+CW_EXTERN int cw_queue_run(cw_queue *q, cw_run_fn fn, void *arg);
+
 /**
  * Whether the running task should return soon: its queue's slice is spent
  * while another queue waits, one more chunk of work as long as the one

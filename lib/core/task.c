@@ -412,3 +412,25 @@ int cw__spawn_internal(cw_queue *q, cw_poll_fn poll, const void *state, size_t s
 {
     return spawn(q, poll, size, NULL, NULL, state, NULL, join, CW__T_INTERNAL);
 }
+
+/* cw_queue_run(): a task whose one poll is the call. */
+struct run_call {
+    cw_run_fn fn;
+    void *arg;
+};
+
+static cw_poll run_call_poll(void *state, cw_cx *cx)
+{
+    const struct run_call *c = state;
+    (void)cx;
+    c->fn(c->arg);
+    return CW_READY;
+}
+
+int cw_queue_run(cw_queue *q, cw_run_fn fn, void *arg)
+{
+    if (!fn)
+        return q ? -EINVAL : -ENOENT;
+    struct run_call c = {fn, arg};
+    return cw_spawn(q, run_call_poll, &c, sizeof c, NULL, NULL);
+}
