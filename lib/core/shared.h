@@ -18,7 +18,8 @@ typedef struct cw__task cw__task;
 
 typedef struct cw__shared {
     atomic_size_t refs;       /* the executor; once it is gone, one per
-                                 slab with blocks not yet freed */
+                                 slab with blocks not yet freed; and one
+                                 per holder (cw__shared_hold()) */
     _Atomic(cw__task *) inbox; /* Treiber stack of remotely woken tasks */
     atomic_int sleeping;      /* 1: no round pending; a remote wake signals */
     int notify_rfd, notify_wfd; /* eventfd (same fd twice) or a pipe */
@@ -32,6 +33,13 @@ typedef struct cw__shared {
 } cw__shared;
 
 void cw__shared_release(cw__shared *sh, size_t n);
+/* One more holder, released with cw__shared_release(sh, 1): for an object
+ * that may outlive its executor and must tell that it is gone (ex NULL),
+ * such as a cw_event (lib/libevent). Executor thread. */
+static inline void cw__shared_hold(cw__shared *sh)
+{
+    atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
+}
 int cw__notify_open(cw__shared *sh);
 void cw__notify_signal(cw__shared *sh);
 void cw__notify_drain(cw__shared *sh);

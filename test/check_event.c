@@ -1,0 +1,875 @@
+/* check_event.c - libevent callbacks that run on queues (clockworker/event.h,
+ * and the callback forms of bev.h and http.h) on a real base, under the
+ * injectable clock: a callback runs on its queue, in FIFO order with the
+ * queue's tasks, never at once; activations coalesce; deletion and free
+ * cancel a waiting activation (nothing runs after, nothing leaks); the
+ * queues' weights share the CPU between callbacks and tasks; and a ready
+ * fd on a light queue is not starved by an event that stays active, where
+ * libevent's own priorities starve it. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clockworker/event.h"
+#include "testutil.h"
+
+#define US 1000ull
+
+/* ---- a failing allocator (installed in main(), before any object) ------- */
+
+static int g_fail; /* allocations fail while set */
+static long g_live; /* blocks out */
+
+static void *t_malloc(size_t n)
+{
+    if (g_fail)
+        return NULL;
+    size_t *p = malloc(n + sizeof(max_align_t));
+    if (!p)
+        return NULL;
+    g_live++;
+    return (char *)p + sizeof(max_align_t);
+}
+
+static void *t_realloc(void *p, size_t n)
+{
+    if (!p)
+        return t_malloc(n);
+    if (g_fail)
+        return NULL;
+    char *q = realloc((char *)p - sizeof(max_align_t), n + sizeof(max_align_t));
+    return q ? q + sizeof(max_align_t) : NULL;
+}
+
+static void t_free(void *p)
+{
+    if (!p)
+        return;
+    g_live--;
+    free((char *)p - sizeof(max_align_t));
+}
+
+/* ---- what the callbacks record ------------------------------------------- */
+
+#define MAXLOG 64
+
+static char g_log[MAXLOG + 1]; /* one letter per callback or poll, in order */
+static int g_logn;
+static fake_clock *g_clk;
+
+static void log_char(char c)
+{
+    if (g_logn < MAXLOG)
+        g_log[g_logn++] = c;
+    g_log[g_logn] = '\0';
+}
+
+typedef struct rec {
+    char name;
+    int calls;
+    short what;          /* of the last call */
+    short what_all;      /* OR of every call */
+    uint64_t cost;       /* ns the callback takes (fake clock) */
+    cw_event *ev;        /* for callbacks that act on their event */
+    int readd;           /* add again (no timeout) this many times */
+    int reactivate;      /* activate again this many times */
+    bool free_self;      /* free the event from its callback */
+    cw_event *free_other; /* free this event from the callback */
+    bool del_self;
+    cw_queue *ran_on;    /* the queue whose poll ran the last call */
+} rec;
+
+/* The queue of the poll in progress (the poll hooks), NULL outside one. */
+static cw_queue *g_polling;
+
+static void hook_poll_start(void *arg, cw_queue *q, void *state)
+{
+    (void)arg, (void)state;
+    g_polling = q;
+}
+
+static void hook_poll_end(void *arg, cw_queue *q, void *state, uint64_t ns, int result)
+{
+    (void)arg, (void)q, (void)state, (void)ns, (void)result;
+    g_polling = NULL;
+}
+
+static const cw_hooks g_hooks = {.poll_start = hook_poll_start, .poll_end = hook_poll_end};
+
+static void rec_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rec *r = arg;
+    (void)fd;
+    r->calls++;
+    r->what = what;
+    r->what_all |= what;
+    log_char(r->name);
+    if (g_clk)
+        g_clk->now += r->cost;
+    r->ran_on = g_polling;
+    if (r->reactivate > 0) {
+        r->reactivate--;
+        ck_assert_int_eq(cw_event_active(r->ev, EV_TIMEOUT, 0), 0);
+    }
+    if (r->readd > 0) {
+        r->readd--;
+        ck_assert_int_eq(cw_event_add(r->ev, NULL), 0);
+    }
+    if (r->del_self)
+        ck_assert_int_eq(cw_event_del(r->ev), 0);
+    if (r->free_other) {
+        cw_event_free(r->free_other);
+        r->free_other = NULL;
+    }
+    if (r->free_self) {
+        cw_event_free(r->ev);
+        r->ev = NULL;
+    }
+}
+
+/* A task that logs its letter at each poll and ends. */
+static cw_poll letter_poll(void *state, cw_cx *cx)
+{
+    (void)cx;
+    log_char(*(char *)state);
+    return CW_READY;
+}
+
+typedef struct fixture {
+    tenv env;
+    cw_queue *q[3]; /* ids 0, 1, 2 */
+} fixture;
+
+static void fx_open_w(fixture *f, uint32_t w0, uint32_t w1, uint32_t w2)
+{
+    cw_config *cfg = cw_config_new();
+    ck_assert_int_eq(cw_config_add_queue(cfg, 0, w0), 0);
+    ck_assert_int_eq(cw_config_add_queue(cfg, 1, w1), 0);
+    ck_assert_int_eq(cw_config_add_queue(cfg, 2, w2), 0);
+    ck_assert_int_eq(cw_config_set_hooks(cfg, &g_hooks, NULL), 0);
+    g_polling = NULL;
+    tenv_init(&f->env, cfg, 1);
+    ck_assert_ptr_nonnull(f->env.base); /* libevent only */
+    for (uint32_t i = 0; i < 3; i++)
+        f->q[i] = cw_executor_queue(f->env.ex, i);
+    g_clk = &f->env.clk;
+    g_logn = 0;
+    g_log[0] = '\0';
+}
+
+static void fx_open(fixture *f)
+{
+    fx_open_w(f, 1, 1, 1);
+}
+
+static uint64_t live_tasks(fixture *f)
+{
+    return stats_of(f->env.ex).tasks_live;
+}
+
+static void fx_close(fixture *f)
+{
+    tenv_free(&f->env);
+    g_clk = NULL;
+}
+
+static cw_event *new_rec_event(fixture *f, int qi, evutil_socket_t fd, short what, rec *r)
+{
+    cw_event *ev = cw_event_new(f->q[qi], fd, what, rec_cb, r);
+    ck_assert_ptr_nonnull(ev);
+    r->ev = ev;
+    return ev;
+}
+
+static void pair(int sv[2])
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
+    ck_assert_int_eq(evutil_make_socket_nonblocking(sv[1]), 0);
+}
+
+/* A CPU-bound task: `cost` ns per poll, yields, until stopped. */
+typedef struct spin {
+    uint64_t cost;
+    int *stop;
+    long polls;
+} spin;
+
+static cw_poll spin_poll(void *state, cw_cx *cx)
+{
+    spin *s = state;
+    if (*s->stop)
+        return CW_READY;
+    g_clk->now += s->cost;
+    cw_waker_wake_by_ref(cw_cx_waker(cx));
+    return CW_PENDING;
+}
+
+/* ---- running on the queue ------------------------------------------------- */
+
+START_TEST(callback_runs_on_its_queue_later_not_at_once)
+{
+    fixture f;
+    fx_open(&f);
+    rec r = {.name = 'a'};
+    cw_event *ev = new_rec_event(&f, 1, -1, 0, &r);
+    ck_assert_ptr_eq(cw_event_queue(ev), f.q[1]);
+    ck_assert_int_eq(cw_event_get_fd(ev), -1);
+    ck_assert_int_eq(cw_event_active(ev, EV_READ, 1), 0);
+    ck_assert_int_eq(r.calls, 0); /* not inside cw_event_active() */
+    ck_assert_int_eq(cw_event_pending(ev, EV_READ | EV_WRITE, NULL), EV_READ);
+    turns(&f.env, 3);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.what, EV_READ);
+    ck_assert_ptr_eq(r.ran_on, f.q[1]);
+    struct cw_queue_stats qs;
+    ck_assert_int_eq(cw_queue_stats(f.q[1], &qs), 0);
+    ck_assert_uint_eq(qs.polls, 1); /* it ran as a poll of queue 1 */
+    ck_assert_int_eq(cw_queue_stats(f.q[0], &qs), 0);
+    ck_assert_uint_eq(qs.polls, 0);
+    ck_assert_int_eq(cw_event_pending(ev, EV_READ, NULL), 0);
+    ck_assert_uint_eq(live_tasks(&f), 0); /* not pending, not active: no task */
+    cw_event_free(ev);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(fd_event_fires_on_its_queue_and_persistent_one_stays_pending)
+{
+    fixture f;
+    fx_open(&f);
+    int sv[2];
+    pair(sv);
+    rec r = {.name = 'p'};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ | EV_PERSIST, &r);
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    turns(&f.env, 3);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    turns(&f.env, 3);
+    ck_assert_int_ge(r.calls, 1);
+    ck_assert_int_eq(r.what, EV_READ);
+    ck_assert_ptr_eq(r.ran_on, f.q[0]); /* in a poll of its queue */
+    char c;
+    ck_assert_int_eq(read(sv[0], &c, 1), 1);
+    turns(&f.env, 3); /* (an activation of the last turn may still run) */
+    int calls = r.calls;
+    turns(&f.env, 3);
+    ck_assert_int_eq(r.calls, calls); /* drained: quiet */
+    ck_assert_int_eq(cw_event_pending(ev, EV_READ, NULL), EV_READ); /* persistent */
+    ck_assert_int_eq(write(sv[1], "y", 1), 1);
+    turns(&f.env, 3);
+    ck_assert_int_gt(r.calls, calls);
+    cw_event_free(ev);
+    close(sv[0]);
+    close(sv[1]);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(callbacks_and_tasks_of_one_queue_run_in_fifo_order)
+{
+    fixture f;
+    fx_open(&f);
+    rec a = {.name = 'a'}, b = {.name = 'b'}, c = {.name = 'c'};
+    cw_event *ea = new_rec_event(&f, 0, -1, 0, &a);
+    cw_event *eb = new_rec_event(&f, 0, -1, 0, &b);
+    cw_event *ec = new_rec_event(&f, 0, -1, 0, &c);
+    char t = 't';
+    ck_assert_int_eq(cw_event_active(eb, EV_TIMEOUT, 0), 0);
+    ck_assert_int_eq(cw_event_active(ea, EV_TIMEOUT, 0), 0);
+    ck_assert_int_eq(cw_spawn(f.q[0], letter_poll, &t, 1, NULL, NULL), 0);
+    ck_assert_int_eq(cw_event_active(ec, EV_TIMEOUT, 0), 0);
+    ck_assert_int_eq(cw_event_active(eb, EV_READ, 0), 0); /* waiting: keeps its place */
+    turns(&f.env, 3);
+    ck_assert_str_eq(g_log, "batc");
+    ck_assert_int_eq(b.calls, 1);
+    ck_assert_int_eq(b.what, EV_TIMEOUT | EV_READ);
+    cw_event_free(ea);
+    cw_event_free(eb);
+    cw_event_free(ec);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(activations_before_the_callback_coalesce_with_flags_ored)
+{
+    fixture f;
+    fx_open(&f);
+    int sv[2];
+    pair(sv);
+    rec r = {.name = 'r'};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ | EV_PERSIST, &r);
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    ck_assert_int_eq(cw_event_active(ev, EV_TIMEOUT, 0), 0);
+    ck_assert_int_eq(cw_event_active(ev, EV_WRITE, 0), 0);
+    ck_assert_int_eq(cw_event_active(ev, EV_WRITE, 0), 0);
+    /* and the fd: libevent fires it in the pass that runs the round, first */
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    tenv_turn(&f.env);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.what, EV_TIMEOUT | EV_WRITE | EV_READ);
+    char c;
+    ck_assert_int_eq(read(sv[0], &c, 1), 1);
+    turns(&f.env, 3);
+    ck_assert_int_eq(r.calls, 1);
+    cw_event_free(ev);
+    close(sv[0]);
+    close(sv[1]);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(activation_from_its_own_callback_runs_once_per_turn_of_its_queue)
+{
+    fixture f;
+    fx_open(&f);
+    rec a = {.name = 'a', .reactivate = 2}, b = {.name = 'b'};
+    cw_event *ea = new_rec_event(&f, 0, -1, 0, &a);
+    cw_event *eb = new_rec_event(&f, 0, -1, 0, &b);
+    ck_assert_int_eq(cw_event_active(ea, EV_READ, 0), 0);
+    ck_assert_int_eq(cw_event_active(eb, EV_READ, 0), 0);
+    turns(&f.env, 4);
+    ck_assert_str_eq(g_log, "abaa"); /* behind b, not in a loop */
+    ck_assert_int_eq(a.what, EV_TIMEOUT);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    cw_event_free(ea);
+    cw_event_free(eb);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(non_persistent_event_fires_once_and_may_be_added_again_from_its_callback)
+{
+    fixture f;
+    fx_open(&f);
+    int sv[2];
+    pair(sv);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1); /* stays readable */
+    rec r = {.name = 'n'};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ, &r);
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    turns(&f.env, 5);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(cw_event_pending(ev, EV_READ, NULL), 0);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    r.readd = 2; /* now it re-adds itself twice */
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    turns(&f.env, 10);
+    ck_assert_int_eq(r.calls, 4);
+    ck_assert_int_eq(cw_event_pending(ev, EV_READ, NULL), 0);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    cw_event_free(ev);
+    close(sv[0]);
+    close(sv[1]);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(timer_event_fires_with_ev_timeout_and_shorthands_work)
+{
+    fixture f;
+    fx_open(&f);
+    rec r = {.name = 't'};
+    cw_event *ev = cw_evtimer_new(f.q[2], rec_cb, &r);
+    ck_assert_ptr_nonnull(ev);
+    r.ev = ev;
+    struct timeval tv = {0, 1000};
+    ck_assert_int_eq(cw_evtimer_add(ev, &tv), 0);
+    ck_assert_int_eq(cw_evtimer_pending(ev, NULL), EV_TIMEOUT);
+    for (int i = 0; i < 1000 && !r.calls; i++)
+        tenv_run_once(&f.env);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.what, EV_TIMEOUT);
+    ck_assert_int_eq(cw_evtimer_pending(ev, NULL), 0);
+    ck_assert_int_eq(cw_evtimer_add(ev, &tv), 0);
+    ck_assert_int_eq(cw_evtimer_del(ev), 0);
+    ck_assert_int_eq(cw_evtimer_pending(ev, NULL), 0);
+    cw_event_free(ev);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(signal_event_runs_on_its_queue)
+{
+    fixture f;
+    fx_open(&f);
+    rec r = {.name = 's'};
+    cw_event *ev = cw_evsignal_new(f.q[1], SIGUSR1, rec_cb, &r);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_int_eq(cw_evsignal_add(ev, NULL), 0);
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    for (int i = 0; i < 1000 && !r.calls; i++)
+        tenv_turn(&f.env);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.what & EV_SIGNAL, EV_SIGNAL);
+    ck_assert_int_eq(cw_evsignal_del(ev), 0);
+    cw_event_free(ev);
+    fx_close(&f);
+}
+END_TEST
+
+static void self_arg_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    /* the event itself: the callback may use it as its event */
+    ck_assert_int_eq(cw_event_pending(arg, EV_TIMEOUT, NULL), 0);
+    log_char('S');
+    cw_event_free(arg);
+}
+
+START_TEST(event_self_cbarg_passes_the_cw_event)
+{
+    fixture f;
+    fx_open(&f);
+    cw_event *ev = cw_event_new(f.q[0], -1, 0, self_arg_cb, event_self_cbarg());
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_int_eq(cw_event_active(ev, EV_TIMEOUT, 0), 0);
+    turns(&f.env, 3);
+    ck_assert_str_eq(g_log, "S");
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    fx_close(&f);
+}
+END_TEST
+
+/* ---- deletion and free ---------------------------------------------------- */
+
+START_TEST(del_cancels_a_waiting_activation_and_the_task_ends)
+{
+    fixture f;
+    fx_open(&f);
+    int sv[2];
+    pair(sv);
+    rec r = {.name = 'd'};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ | EV_PERSIST, &r);
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    ck_assert_int_eq(cw_event_active(ev, EV_TIMEOUT, 0), 0);
+    ck_assert_int_eq(cw_event_del(ev), 0);
+    ck_assert_int_eq(cw_event_pending(ev, EV_TIMEOUT | EV_READ, NULL), 0);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1); /* deleted: not watched */
+    turns(&f.env, 5);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    /* an idle task (pending event, after a callback) ends at del too */
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    turns(&f.env, 3);
+    ck_assert_int_ge(r.calls, 1);
+    char c;
+    ck_assert_int_eq(read(sv[0], &c, 1), 1);
+    turns(&f.env, 3); /* what the fd fired meanwhile runs */
+    int calls = r.calls;
+    turns(&f.env, 3);
+    ck_assert_int_eq(r.calls, calls);
+    ck_assert_uint_eq(live_tasks(&f), 1); /* pending: its task stays, idle */
+    ck_assert_int_eq(cw_event_del(ev), 0);
+    ck_assert_int_eq(cw_event_del(ev), 0); /* twice: nothing */
+    turns(&f.env, 3);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    /* and then dispatch returns: nothing is pending */
+    ck_assert_int_eq(tenv_dispatch(&f.env), 1);
+    cw_event_free(ev);
+    close(sv[0]);
+    close(sv[1]);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(free_cancels_a_waiting_activation)
+{
+    fixture f;
+    fx_open(&f);
+    rec a = {.name = 'a'}, b = {.name = 'b'};
+    cw_event *ea = new_rec_event(&f, 0, -1, 0, &a);
+    cw_event *eb = new_rec_event(&f, 0, -1, 0, &b);
+    ck_assert_int_eq(cw_event_active(ea, EV_READ, 0), 0);
+    ck_assert_int_eq(cw_event_active(eb, EV_READ, 0), 0);
+    cw_event_free(ea); /* waiting, never polled */
+    turns(&f.env, 3);
+    ck_assert_str_eq(g_log, "b");
+    /* b's task is idle now? no: not pending, so it ended */
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    cw_event_free(eb);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(free_of_an_idle_pending_event_ends_its_task)
+{
+    fixture f;
+    fx_open(&f);
+    int sv[2];
+    pair(sv);
+    rec r = {.name = 'i'};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ | EV_PERSIST, &r);
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    ck_assert_int_eq(cw_event_active(ev, EV_WRITE, 0), 0);
+    turns(&f.env, 3);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_uint_eq(live_tasks(&f), 1);
+    cw_event_free(ev);
+    turns(&f.env, 3);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    ck_assert_int_eq(r.calls, 1);
+    close(sv[0]);
+    close(sv[1]);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(free_from_its_own_callback_and_from_another_ones)
+{
+    fixture f;
+    fx_open(&f);
+    rec a = {.name = 'a', .reactivate = 1, .free_self = true};
+    rec b = {.name = 'b'}, c = {.name = 'c'};
+    cw_event *ea = new_rec_event(&f, 0, -1, 0, &a);
+    cw_event *eb = new_rec_event(&f, 0, -1, 0, &b);
+    cw_event *ec = new_rec_event(&f, 0, -1, 0, &c);
+    b.free_other = ec; /* c waits behind b */
+    b.free_self = true;
+    ck_assert_int_eq(cw_event_active(ea, EV_READ, 0), 0);
+    ck_assert_int_eq(cw_event_active(eb, EV_READ, 0), 0);
+    ck_assert_int_eq(cw_event_active(ec, EV_READ, 0), 0);
+    turns(&f.env, 5);
+    /* a re-activated itself, then freed itself: it does not run again */
+    ck_assert_str_eq(g_log, "ab");
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(del_from_its_own_callback_stops_a_persistent_event)
+{
+    fixture f;
+    fx_open(&f);
+    int sv[2];
+    pair(sv);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1); /* stays readable */
+    rec r = {.name = 'd', .del_self = true};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ | EV_PERSIST, &r);
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    turns(&f.env, 6);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    cw_event_free(ev);
+    close(sv[0]);
+    close(sv[1]);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(executor_freed_first_drops_the_waiting_activation_then_runs_at_once)
+{
+    fixture f;
+    fx_open(&f);
+    struct event_base *base = f.env.base;
+    int sv[2];
+    pair(sv);
+    rec r = {.name = 'x'}, t = {.name = 't'};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ | EV_PERSIST, &r);
+    cw_event *idle = new_rec_event(&f, 1, -1, 0, &t);
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    ck_assert_int_eq(cw_event_active(ev, EV_TIMEOUT, 0), 0);
+    cw_executor_free(f.env.ex); /* the activation waits: dropped */
+    f.env.ex = NULL;
+    ck_assert_int_eq(r.calls, 0);
+    /* a plain libevent event now: the fd runs its callback at once */
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_int_eq(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.what, EV_READ);
+    ck_assert_int_eq(cw_event_pending(ev, EV_READ, NULL), EV_READ);
+    ck_assert_int_eq(cw_event_active(idle, EV_WRITE, 0), 0);
+    ck_assert_int_eq(t.calls, 0); /* libevent's active queue */
+    ck_assert_int_eq(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+    ck_assert_int_eq(t.calls, 1);
+    ck_assert_int_eq(t.what, EV_WRITE);
+    ck_assert_int_eq(cw_event_del(ev), 0);
+    cw_event_free(ev);
+    cw_event_free(idle);
+    close(sv[0]);
+    close(sv[1]);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(bad_arguments)
+{
+    fixture f;
+    fx_open(&f);
+    errno = 0;
+    ck_assert_ptr_null(cw_event_new(NULL, -1, 0, rec_cb, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(cw_event_new(f.q[0], -1, 0, NULL, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(cw_event_new(f.q[0], SIGUSR2, EV_SIGNAL | EV_READ, rec_cb, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(cw_event_add(NULL, NULL), -EINVAL);
+    ck_assert_int_eq(cw_event_del(NULL), -EINVAL);
+    ck_assert_int_eq(cw_event_active(NULL, EV_READ, 0), -EINVAL);
+    ck_assert_int_eq(cw_event_pending(NULL, EV_READ, NULL), 0);
+    ck_assert_ptr_null(cw_event_queue(NULL));
+    ck_assert_int_eq(cw_event_get_fd(NULL), -1);
+    cw_event_free(NULL);
+    /* a closed fd: the backend's error */
+    int sv[2];
+    pair(sv);
+    close(sv[1]);
+    rec r = {.name = 'b'};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ, &r);
+    close(sv[0]);
+    ck_assert_int_eq(cw_event_add(ev, NULL), -EBADF);
+    ck_assert_int_eq(cw_event_pending(ev, EV_READ, NULL), 0);
+    cw_event_free(ev);
+    fx_close(&f);
+}
+END_TEST
+
+static void embed_watch(void *arg, int fd, short what)
+{
+    (void)arg, (void)fd, (void)what;
+}
+
+static void embed_timer(void *arg, int64_t ns)
+{
+    (void)arg, (void)ns;
+}
+
+START_TEST(another_loop_gives_enotsup)
+{
+    cw_config *cfg = cw_config_new();
+    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
+    cw_embed_hooks h = {.watch_fd = embed_watch, .set_timer = embed_timer};
+    cw_executor *ex;
+    ck_assert_int_eq(cw_executor_new_embed(&h, NULL, cfg, &ex), 0);
+    cw_config_free(cfg);
+    errno = 0;
+    ck_assert_ptr_null(cw_event_new(cw_executor_queue(ex, 0), -1, 0, rec_cb, NULL));
+    ck_assert_int_eq(errno, ENOTSUP);
+    cw_executor_free(ex);
+}
+END_TEST
+
+typedef struct thread_arg {
+    cw_queue *q;
+    cw_event *ev;
+    int err_new, err_add, err_del, err_active;
+} thread_arg;
+
+static void *other_thread(void *p)
+{
+    thread_arg *a = p;
+    errno = 0;
+    if (!cw_event_new(a->q, -1, 0, rec_cb, NULL))
+        a->err_new = errno;
+    a->err_add = cw_event_add(a->ev, NULL);
+    a->err_del = cw_event_del(a->ev);
+    a->err_active = cw_event_active(a->ev, EV_READ, 0);
+    return NULL;
+}
+
+START_TEST(other_threads_get_eperm)
+{
+    fixture f;
+    fx_open(&f);
+    rec r = {.name = 'o'};
+    thread_arg a = {.q = f.q[0], .ev = new_rec_event(&f, 0, -1, 0, &r)};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, other_thread, &a), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(a.err_new, EPERM);
+    ck_assert_int_eq(a.err_add, -EPERM);
+    ck_assert_int_eq(a.err_del, -EPERM);
+    ck_assert_int_eq(a.err_active, -EPERM);
+    turns(&f.env, 3);
+    ck_assert_int_eq(r.calls, 0);
+    cw_event_free(a.ev);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(out_of_memory_fails_cleanly_or_runs_the_callback_at_once)
+{
+    long live0 = g_live;
+    fixture f;
+    fx_open(&f);
+    g_fail = 1;
+    errno = 0;
+    ck_assert_ptr_null(cw_event_new(f.q[0], -1, 0, rec_cb, NULL));
+    ck_assert_int_eq(errno, ENOMEM);
+    g_fail = 0;
+    int sv[2];
+    pair(sv);
+    rec r = {.name = 'm'};
+    cw_event *ev = new_rec_event(&f, 0, sv[0], EV_READ, &r);
+    ck_assert_int_eq(cw_event_add(ev, NULL), 0);
+    g_fail = 1; /* no task block can be had: the executor has no slab yet */
+    ck_assert_int_eq(cw_event_active(ev, EV_TIMEOUT, 0), -ENOMEM);
+    ck_assert_int_eq(cw_event_pending(ev, EV_TIMEOUT, NULL), 0); /* not queued */
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_int_eq(event_base_loop(f.env.base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+    ck_assert_int_eq(r.calls, 1); /* run at once by libevent */
+    ck_assert_int_eq(r.what, EV_READ);
+    g_fail = 0;
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    cw_event_free(ev);
+    close(sv[0]);
+    close(sv[1]);
+    fx_close(&f);
+    ck_assert_int_eq(g_live, live0);
+}
+END_TEST
+
+/* ---- shares and starvation ------------------------------------------------ */
+
+static uint64_t cpu_of(cw_queue *q)
+{
+    struct cw_queue_stats qs;
+    ck_assert_int_eq(cw_queue_stats(q, &qs), 0);
+    return qs.cpu_ns;
+}
+
+START_TEST(callback_queue_and_task_queue_share_by_weight)
+{
+    fixture f;
+    fx_open_w(&f, 3, 1, 1);
+    int stop = 0;
+    /* queue 0 (weight 3): an event that re-activates itself, 100 us each */
+    rec r = {.name = 'e', .cost = 100 * US, .reactivate = 1 << 30};
+    cw_event *ev = new_rec_event(&f, 0, -1, 0, &r);
+    ck_assert_int_eq(cw_event_active(ev, EV_TIMEOUT, 0), 0);
+    /* queue 1 (weight 1): a CPU-bound task, 100 us per poll */
+    spin s = {.cost = 100 * US, .stop = &stop};
+    ck_assert_int_eq(cw_spawn(f.q[1], spin_poll, &s, sizeof s, NULL, NULL), 0);
+    turns(&f.env, 200); /* warm up: the shares settle */
+    uint64_t e0 = cpu_of(f.q[0]), t0 = cpu_of(f.q[1]);
+    turns(&f.env, 2000);
+    double e = (double)(cpu_of(f.q[0]) - e0), t = (double)(cpu_of(f.q[1]) - t0);
+    ck_assert_double_gt(e + t, 100e6); /* enough ran: 100 ms */
+    double share = e / (e + t);
+    ck_assert_msg(share > 0.74 && share < 0.76, "callback queue share %.3f, want 0.75", share);
+    stop = 1;
+    r.reactivate = 0;
+    cw_event_free(ev);
+    turns(&f.env, 5);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    fx_close(&f);
+}
+END_TEST
+
+/* libevent's priorities: a writable fd at priority 0 (always ready, so
+ * always active) and a readable fd at priority 1. */
+static void le_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ((rec *)arg)->calls++;
+}
+
+static struct event_base *g_le_base;
+
+static void le_high_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rec *r = arg;
+    (void)fd;
+    (void)what;
+    if (++r->calls == 10000)
+        event_base_loopbreak(g_le_base);
+}
+
+START_TEST(ready_fd_of_a_light_queue_runs_while_a_heavy_event_stays_active)
+{
+    int wr[2], rd[2];
+    pair(wr);
+    pair(rd);
+    ck_assert_int_eq(write(rd[1], "x", 1), 1); /* rd[0] stays readable */
+    /* wr[0] stays writable (nothing fills its buffer) */
+
+    /* libevent with priorities: the low fd never runs */
+    struct event_base *b = event_base_new();
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(event_base_priority_init(b, 2), 0);
+    g_le_base = b;
+    rec hi = {.name = 'H'}, lo = {.name = 'L'};
+    struct event *h = event_new(b, wr[0], EV_WRITE | EV_PERSIST, le_high_cb, &hi);
+    struct event *l = event_new(b, rd[0], EV_READ | EV_PERSIST, le_cb, &lo);
+    ck_assert_int_eq(event_priority_set(h, 0), 0);
+    ck_assert_int_eq(event_priority_set(l, 1), 0);
+    ck_assert_int_eq(event_add(h, NULL), 0);
+    ck_assert_int_eq(event_add(l, NULL), 0);
+    ck_assert_int_eq(event_base_dispatch(b), 0);
+    ck_assert_int_eq(hi.calls, 10000);
+    ck_assert_int_eq(lo.calls, 0); /* starved: 10000 passes, never ran */
+    event_free(h);
+    event_free(l);
+    event_base_free(b);
+
+    /* cw_event on queues of equal weight: the low fd gets its turn */
+    fixture f;
+    fx_open(&f);
+    rec chi = {.name = 'H', .cost = 10 * US}, clo = {.name = 'L', .cost = 10 * US};
+    cw_event *ch = new_rec_event(&f, 0, wr[0], EV_WRITE | EV_PERSIST, &chi);
+    cw_event *cl = new_rec_event(&f, 1, rd[0], EV_READ | EV_PERSIST, &clo);
+    ck_assert_int_eq(cw_event_add(ch, NULL), 0);
+    ck_assert_int_eq(cw_event_add(cl, NULL), 0);
+    for (int i = 0; i < 100000 && chi.calls < 10000; i++)
+        tenv_turn(&f.env);
+    ck_assert_int_ge(chi.calls, 10000);
+    ck_assert_ptr_eq(chi.ran_on, f.q[0]);
+    ck_assert_ptr_eq(clo.ran_on, f.q[1]);
+    /* each turn of the loop fires both; each runs once per round */
+    ck_assert_msg(clo.calls >= chi.calls - 1, "low ran %d times, high %d", clo.calls,
+                  chi.calls);
+    cw_event_free(ch);
+    cw_event_free(cl);
+    fx_close(&f);
+    close(wr[0]);
+    close(wr[1]);
+    close(rd[0]);
+    close(rd[1]);
+}
+END_TEST
+
+static Suite *event_suite(void)
+{
+    Suite *s = suite_create("event");
+    TCase *tc = tcase_create("event");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, callback_runs_on_its_queue_later_not_at_once);
+    tcase_add_test(tc, fd_event_fires_on_its_queue_and_persistent_one_stays_pending);
+    tcase_add_test(tc, callbacks_and_tasks_of_one_queue_run_in_fifo_order);
+    tcase_add_test(tc, activations_before_the_callback_coalesce_with_flags_ored);
+    tcase_add_test(tc, activation_from_its_own_callback_runs_once_per_turn_of_its_queue);
+    tcase_add_test(tc, non_persistent_event_fires_once_and_may_be_added_again_from_its_callback);
+    tcase_add_test(tc, timer_event_fires_with_ev_timeout_and_shorthands_work);
+    tcase_add_test(tc, signal_event_runs_on_its_queue);
+    tcase_add_test(tc, event_self_cbarg_passes_the_cw_event);
+    tcase_add_test(tc, del_cancels_a_waiting_activation_and_the_task_ends);
+    tcase_add_test(tc, free_cancels_a_waiting_activation);
+    tcase_add_test(tc, free_of_an_idle_pending_event_ends_its_task);
+    tcase_add_test(tc, free_from_its_own_callback_and_from_another_ones);
+    tcase_add_test(tc, del_from_its_own_callback_stops_a_persistent_event);
+    tcase_add_test(tc, executor_freed_first_drops_the_waiting_activation_then_runs_at_once);
+    tcase_add_test(tc, bad_arguments);
+    tcase_add_test(tc, another_loop_gives_enotsup);
+    tcase_add_test(tc, other_threads_get_eperm);
+    tcase_add_test(tc, out_of_memory_fails_cleanly_or_runs_the_callback_at_once);
+    tcase_add_test(tc, callback_queue_and_task_queue_share_by_weight);
+    tcase_add_test(tc, ready_fd_of_a_light_queue_runs_while_a_heavy_event_stays_active);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (cw_set_allocator(t_malloc, t_realloc, t_free) != 0)
+        return 1;
+    return run_suite(event_suite());
+}
