@@ -1,7 +1,13 @@
 /**
  * @file clockworker/bev.h
  * @brief Bufferevent futures: await bytes, a line, a drained output buffer,
- *        or EOF/error on a libevent bufferevent, from a task.
+ *        or EOF/error on a libevent bufferevent, from a task; and a
+ *        bufferevent's own callbacks run on a queue.
+ *
+ * Two ways to put a bufferevent's work under the scheduler: keep its
+ * callbacks and run them on a queue (cw_bufferevent_setcb(), at the end
+ * of this header: the one-call change for an existing daemon), or await
+ * it from a task, with the futures below.
  *
  * A ::cw_bev_wait is a leaf future, like ::cw_fdwait: a small struct the
  * task embeds in its state, set up with one of the init functions (which
@@ -228,6 +234,84 @@ CW_EXTERN const char *cw_bev_line(const cw_bev_wait *w, size_t *len);
  * NULL w: no-op. Executor thread; call it before bufferevent_free().
  */
 CW_EXTERN void cw_bev_drop(cw_bev_wait *w);
+
+/**
+ * Set a bufferevent's callbacks, as bufferevent_setcb(), to run on a
+ * queue: when libevent reports data (readcb), a drained output buffer
+ * (writecb) or an event (eventcb), the callback runs when EEVDF picks q,
+ * behind the work queued there before, with q charged for its time. The
+ * callbacks and their arguments are libevent's own, so a daemon changes
+ * one call (and frees the bufferevent with cw_bufferevent_free()):
+ *
+ * @code
+ * // before: bufferevent_setcb(bev, conn_read, NULL, conn_event, conn);
+ * cw_bufferevent_setcb(fg_queue, bev, conn_read, NULL, conn_event, conn);
+ * bufferevent_enable(bev, EV_READ);
+ * ...
+ * static void conn_event(struct bufferevent *bev, short what, void *arg)
+ * {
+ *     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+ *         cw_bufferevent_free(bev);    // not bufferevent_free(): see below
+ * }
+ * @endcode
+ *
+ * Activations: what libevent reports before the callbacks ran coalesces
+ * into one activation, run in this order: eventcb for
+ * BEV_EVENT_CONNECTED, readcb, writecb, then eventcb with the other
+ * events (EOF, ERROR, TIMEOUT, OR'ed with their READING/WRITING flags);
+ * each runs at most once per activation. Reports that arrive while they
+ * run make one more activation, behind the work queued meanwhile. A
+ * callback that frees the bufferevent (cw_bufferevent_free()) or changes
+ * its callbacks ends the activation: nothing more runs for it. Output a
+ * callback queued (bufferevent_write()) makes the round end soon
+ * (within 50 us), so that libevent writes it, as cw_http_reply() does:
+ * no cw_cx_yield_to_loop() is needed.
+ *
+ * Lifetime: the binding (a small allocation, the bufferevent's cbarg)
+ * lives until the callbacks are cleared (this function with all three
+ * NULL) or the bufferevent is freed with cw_bufferevent_free(). Freeing
+ * it with plain bufferevent_free(), or replacing the callbacks with plain
+ * bufferevent_setcb(), leaks the binding (80 bytes and a hold on the
+ * executor's shared part) unless an activation was waiting then (which
+ * notices and frees it); the bufferevent itself is never used after its
+ * free: a waiting activation holds a reference (bufferevent_incref()).
+ * While a cw_bev_wait waits on the bufferevent, this function sets the
+ * callbacks the future will restore. If the executor is freed,
+ * activations waiting then are dropped, and from then on the callbacks
+ * run at once, as libevent's own; cw_bufferevent_free() still works.
+ * If an activation cannot be queued (out of memory), its callbacks run
+ * at once.
+ *
+ * @param q      the queue the callbacks run on (of an executor on
+ *               libevent); may be NULL when all three callbacks are.
+ * @param bev    the bufferevent, on the executor's event_base.
+ * @param readcb, writecb, eventcb  as for bufferevent_setcb(); NULL ones
+ *               are not called (all NULL: plain bufferevent_setcb() with
+ *               no callbacks, the binding freed).
+ * @param cbarg  their argument.
+ * @return 0; -EINVAL if bev is NULL, q is NULL with a callback, or bev
+ *         is on another event_base; -ENOTSUP if q's executor runs on
+ *         another loop than libevent; -EPERM if not on the executor
+ *         thread; -ESHUTDOWN while the executor is being freed; -ENOMEM.
+ *         On error the callbacks are as they were. Calling it again
+ *         changes the callbacks, argument and queue in place (an
+ *         activation already waiting stays on its queue).
+ *
+ * Executor thread; from any callback, the bufferevent's own included.
+ */
+CW_EXTERN int cw_bufferevent_setcb(cw_queue *q, struct bufferevent *bev,
+                                   bufferevent_data_cb readcb, bufferevent_data_cb writecb,
+                                   bufferevent_event_cb eventcb, void *cbarg);
+
+/**
+ * Free a bufferevent, as bufferevent_free(), and its binding if
+ * cw_bufferevent_setcb() made one: an activation waiting runs nothing.
+ * For any bufferevent (one never bound is just freed). From any
+ * callback, the bufferevent's own included; also after the executor was
+ * freed. NULL is a no-op. Executor thread (of the bound executor: from
+ * another thread it writes one line to stderr and frees nothing).
+ */
+CW_EXTERN void cw_bufferevent_free(struct bufferevent *bev);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,13 @@
  * init, or after a completed wait) -> ARMED (callbacks ours, waker held)
  * -> INIT on completion or IDLE on drop. Callbacks only record and wake;
  * the poll decides (so a spurious wake costs one check).
+ *
+ * The callback form (cw_bufferevent_setcb(), at the end): the user's
+ * callbacks run on a queue. A binding (struct bevcb, the bufferevent's
+ * cbarg) holds them; this file's trampolines record what libevent
+ * reported and spawn one small task per activation, which holds a
+ * reference on the bufferevent (bufferevent_incref()) until it has run,
+ * so that the bufferevent outlives a free while the activation waits.
  */
 #include "config.h"
 
@@ -22,8 +29,8 @@
 #include <event2/util.h>
 #include <stdlib.h>
 
+#include "cbq.h"
 #include "clockworker/bev.h"
-#include "internal.h"
 
 enum { BW_IDLE = 0, BW_INIT, BW_ARMED };
 enum { BW_READ = 1, BW_LINE, BW_DRAIN, BW_EVENT };
@@ -295,4 +302,295 @@ void cw_bev_drop(cw_bev_wait *w)
     w->cw__line = NULL;
     w->cw__line_len = 0;
     w->cw__state = BW_IDLE;
+}
+
+/* ---- callbacks on a queue: cw_bufferevent_setcb() ------------------------ */
+
+enum { BC_READ = 1, BC_WRITE = 2, BC_EVENT = 4 };
+
+struct bevcb_task;
+
+/* The binding: the bufferevent's cbarg while its callbacks are ours. */
+struct bevcb {
+    struct bufferevent *bev;
+    cw_queue *q;
+    cw__shared *sh;             /* held: is the executor still there? */
+    bufferevent_data_cb readcb, writecb;
+    bufferevent_event_cb eventcb;
+    void *arg;
+    unsigned pend;              /* BC_* reported, not yet delivered */
+    short what;                 /* BEV_EVENT_* of those events, OR'ed */
+    struct bevcb_task *task;    /* the activation waiting or running */
+};
+
+/* An activation: one task (or, at once, a frame of deliver_now()). */
+struct bevcb_task {
+    struct bevcb *b;            /* NULL once the binding went */
+    struct bufferevent *bev;    /* referenced until the task ends */
+};
+
+static void bc_readcb(struct bufferevent *bev, void *arg);
+static void bc_writecb(struct bufferevent *bev, void *arg);
+static void bc_eventcb(struct bufferevent *bev, short what, void *arg);
+
+/* The binding of bev, if its callbacks are ours, or were ours when a
+ * waiting cw_bev_wait saved them. */
+static struct bevcb *binding_of(struct bufferevent *bev)
+{
+    bufferevent_data_cb r, w;
+    bufferevent_event_cb e;
+    void *arg;
+    bufferevent_getcb(bev, &r, &w, &e, &arg);
+    if (r == bc_readcb || w == bc_writecb || e == bc_eventcb)
+        return arg;
+    if (r == bw_readcb) { /* a future waits; ours are saved in it */
+        const cw_bev_wait *f = arg;
+        if (f->cw__readcb == bc_readcb || f->cw__writecb == bc_writecb
+            || f->cw__eventcb == bc_eventcb)
+            return f->cw__cbarg;
+    }
+    return NULL;
+}
+
+/* Let go of the binding: its waiting activation (if any) delivers
+ * nothing; the binding is freed. */
+static void unbind(struct bevcb *b)
+{
+    if (b->task)
+        b->task->b = NULL;
+    cw__shared_release(b->sh, 1);
+    cw__free(b);
+}
+
+/* Whether the activation may go on delivering: its binding is alive and
+ * still installed. A binding no longer installed (the bufferevent was
+ * freed, or given other callbacks, with plain libevent calls) is
+ * unreachable but from here: freed. */
+static bool still_bound(struct bevcb_task *t)
+{
+    struct bevcb *b = t->b;
+    if (!b)
+        return false;
+    if (binding_of(t->bev) == b)
+        return true;
+    b->task = NULL;
+    t->b = NULL;
+    unbind(b);
+    return false;
+}
+
+/* Run the callbacks for what is pending: a connection first, then read,
+ * write, and the other events (EOF, error, timeout) last, as libevent
+ * reports them. Stops as soon as a callback unbinds or frees. */
+static void deliver(struct bevcb_task *t)
+{
+    if (!still_bound(t))
+        return;
+    struct bevcb *b = t->b;
+    struct bufferevent *bev = t->bev;
+    cw_executor *ex = cw__cbq_alive(b->sh) ? b->sh->ex : NULL;
+    unsigned pend = b->pend;
+    short what = b->what;
+    b->pend = 0;
+    b->what = 0;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    size_t out0 = evbuffer_get_length(out);
+    short first = what & BEV_EVENT_CONNECTED, last = what & ~BEV_EVENT_CONNECTED;
+    if ((pend & BC_EVENT) && first && b->eventcb) {
+        b->eventcb(bev, first, b->arg);
+        if (!still_bound(t))
+            goto out;
+        b = t->b;
+    }
+    if ((pend & BC_READ) && b->readcb) {
+        b->readcb(bev, b->arg);
+        if (!still_bound(t))
+            goto out;
+        b = t->b;
+    }
+    if ((pend & BC_WRITE) && b->writecb) {
+        b->writecb(bev, b->arg);
+        if (!still_bound(t))
+            goto out;
+        b = t->b;
+    }
+    if ((pend & BC_EVENT) && last && b->eventcb)
+        b->eventcb(bev, last, b->arg);
+out:
+    /* Output queued by a callback waits in libevent's buffers: let the
+     * loop write it soon (as cw_http_reply() does). */
+    if (ex && evbuffer_get_length(out) > out0)
+        cw__executor_flush_soon(ex);
+}
+
+/* The activation is over: the reference goes (which may free the
+ * bufferevent, if the user freed it meanwhile). Idempotent. */
+static void finish(struct bevcb_task *t)
+{
+    if (t->b) {
+        t->b->task = NULL;
+        t->b = NULL;
+    }
+    struct bufferevent *bev = t->bev;
+    t->bev = NULL;
+    if (bev)
+        bufferevent_decref(bev);
+}
+
+static cw_poll bc_poll(void *state, cw_cx *cx)
+{
+    struct bevcb_task *t = state;
+    deliver(t);
+    if (t->b && t->b->pend) {
+        /* reported while the callbacks ran: once more, behind the work
+         * queued meanwhile (as a yield) */
+        cw_waker_wake_by_ref(cw_cx_waker(cx));
+        return CW_PENDING;
+    }
+    finish(t);
+    return CW_READY;
+}
+
+/* Ended without delivering (the executor is being freed): what waited is
+ * dropped. Also runs after bc_poll()'s CW_READY (nothing left then). */
+static void bc_drop(void *state)
+{
+    struct bevcb_task *t = state;
+    if (t->b) {
+        t->b->pend = 0;
+        t->b->what = 0;
+    }
+    finish(t);
+}
+
+static int bc_task_init(void *state, void *arg)
+{
+    struct bevcb_task *t = state;
+    struct bevcb *b = arg;
+    t->b = b;
+    t->bev = b->bev;
+    b->task = t;
+    bufferevent_incref(b->bev);
+    return 0;
+}
+
+/* No task can take the activation (no executor, or no memory): the
+ * callbacks run now, as libevent would run them. */
+static void deliver_now(struct bevcb *b)
+{
+    struct bevcb_task t;
+    bc_task_init(&t, b);
+    while (t.b && t.b->pend)
+        deliver(&t);
+    finish(&t);
+}
+
+static void report(struct bevcb *b, unsigned bit, short what)
+{
+    b->pend |= bit;
+    b->what |= what;
+    if (b->task)
+        return; /* waiting or running: coalesced */
+    if (cw__cbq_alive(b->sh)
+        && cw_spawn_with(b->q, bc_poll, sizeof(struct bevcb_task), bc_task_init, b, bc_drop,
+                         NULL)
+               == 0)
+        return;
+    deliver_now(b);
+}
+
+static void bc_readcb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    report(arg, BC_READ, 0);
+}
+
+static void bc_writecb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    report(arg, BC_WRITE, 0);
+}
+
+static void bc_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    report(arg, BC_EVENT, what);
+}
+
+/* Set the callbacks, or, while a cw_bev_wait waits on bev, the ones it
+ * saved and will restore (setting bev's would take it from the future). */
+static void install(struct bufferevent *bev, bufferevent_data_cb r, bufferevent_data_cb w,
+                    bufferevent_event_cb e, void *arg)
+{
+    bufferevent_data_cb cr, cw;
+    bufferevent_event_cb ce;
+    void *carg;
+    bufferevent_getcb(bev, &cr, &cw, &ce, &carg);
+    if (cr == bw_readcb) {
+        cw_bev_wait *f = carg;
+        f->cw__readcb = r;
+        f->cw__writecb = w;
+        f->cw__eventcb = e;
+        f->cw__cbarg = arg;
+        return;
+    }
+    bufferevent_setcb(bev, r, w, e, arg);
+}
+
+int cw_bufferevent_setcb(cw_queue *q, struct bufferevent *bev, bufferevent_data_cb readcb,
+                         bufferevent_data_cb writecb, bufferevent_event_cb eventcb, void *cbarg)
+{
+    if (!bev)
+        return -EINVAL;
+    struct bevcb *b = binding_of(bev);
+    if (b && !cw__on_thread(b->sh))
+        return -EPERM;
+    if (!readcb && !writecb && !eventcb) { /* no callbacks: unbound */
+        if (b)
+            unbind(b);
+        install(bev, NULL, NULL, NULL, cbarg);
+        return 0;
+    }
+    if (!q)
+        return -EINVAL;
+    cw_executor *ex = cw_queue_executor(q);
+    if (!cw__on_thread(ex->shared))
+        return -EPERM;
+    if (ex->freeing)
+        return -ESHUTDOWN;
+    struct event_base *base = cw_executor_base(ex);
+    if (!base)
+        return -ENOTSUP;
+    if (bufferevent_get_base(bev) != base)
+        return -EINVAL;
+    if (!b) {
+        if (!(b = cw__calloc(1, sizeof *b)))
+            return -ENOMEM;
+        b->bev = bev;
+        b->sh = ex->shared;
+        cw__shared_hold(b->sh);
+    }
+    b->q = q;
+    b->readcb = readcb;
+    b->writecb = writecb;
+    b->eventcb = eventcb;
+    b->arg = cbarg;
+    install(bev, readcb ? bc_readcb : NULL, writecb ? bc_writecb : NULL,
+            eventcb ? bc_eventcb : NULL, b);
+    return 0;
+}
+
+void cw_bufferevent_free(struct bufferevent *bev)
+{
+    if (!bev)
+        return;
+    struct bevcb *b = binding_of(bev);
+    if (b) {
+        if (!cw__on_thread(b->sh)) {
+            cw__misuse("cw_bufferevent_free()", "not on the executor's thread; not freed");
+            return;
+        }
+        unbind(b);
+    }
+    bufferevent_free(bev);
 }
