@@ -6,6 +6,8 @@
  * queues' weights share the CPU between callbacks and tasks; and a ready
  * fd on a light queue is not starved by an event that stays active, where
  * libevent's own priorities starve it. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,9 +17,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/http.h>
 
 #include "clockworker/bev.h"
 #include "clockworker/event.h"
+#include "clockworker/http.h"
 #include "testutil.h"
 
 #define US 1000ull
@@ -1120,6 +1124,265 @@ START_TEST(bufferevent_after_the_executor_is_freed_runs_callbacks_at_once)
 }
 END_TEST
 
+/* ---- evhttp callbacks on a queue ----------------------------------------- */
+
+typedef struct hctx {
+    int calls;
+    cw_queue *ran_on;
+    char uri[64];
+    int reply_code;  /* 0: do not reply */
+} hctx;
+
+static void http_cb(struct evhttp_request *req, void *arg)
+{
+    hctx *h = arg;
+    h->calls++;
+    h->ran_on = g_polling;
+    log_char('h');
+    snprintf(h->uri, sizeof h->uri, "%s", evhttp_request_get_uri(req));
+    if (!h->reply_code)
+        return;
+    struct evbuffer *body = evbuffer_new();
+    ck_assert_ptr_nonnull(body);
+    evbuffer_add_printf(body, "got %s", h->uri);
+    evhttp_send_reply(req, h->reply_code, "OK", body);
+    evbuffer_free(body);
+}
+
+static struct evhttp *http_open(fixture *f, int *port)
+{
+    struct evhttp *http = evhttp_new(f->env.base);
+    ck_assert_ptr_nonnull(http);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
+    ck_assert_ptr_nonnull(bs);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    ck_assert_int_eq(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &len),
+                     0);
+    *port = ntohs(sin.sin_port);
+    return http;
+}
+
+static int http_get(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(evutil_make_socket_nonblocking(fd), 0);
+    char req[128];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                     path);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+/* Turn the loop until the server closes fd; what it sent, in buf. */
+static void http_read_all(fixture *f, int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (int guard = 0; guard < 100000; guard++) {
+        tenv_turn(&f->env);
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r == 0)
+            break;
+        if (r > 0)
+            n += (size_t)r;
+        ck_assert_uint_lt(n, cap - 1);
+    }
+    buf[n] = '\0';
+    close(fd);
+}
+
+/* Turn the loop until the request is read (a task holds it). */
+static void turn_until_tasks(fixture *f, uint64_t n)
+{
+    for (int guard = 0; guard < 100000 && stats_of(f->env.ex).tasks_spawned < n; guard++)
+        tenv_turn(&f->env);
+    ck_assert_uint_ge(stats_of(f->env.ex).tasks_spawned, n);
+}
+
+START_TEST(evhttp_callback_runs_on_its_queue_and_replies)
+{
+    fixture f;
+    fx_open(&f);
+    int port;
+    struct evhttp *http = http_open(&f, &port);
+    hctx a = {.reply_code = 200}, g = {.reply_code = 200};
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[1], http, "/a", http_cb, &a), 0);
+    ck_assert_int_eq(cw_evhttp_set_gencb(f.q[2], http, http_cb, &g), 0);
+    char resp[2048];
+    http_read_all(&f, http_get(port, "/a"), resp, sizeof resp);
+    ck_assert_msg(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "response: %s", resp);
+    ck_assert_ptr_nonnull(strstr(resp, "got /a"));
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_ptr_eq(a.ran_on, f.q[1]);
+    http_read_all(&f, http_get(port, "/other"), resp, sizeof resp);
+    ck_assert_ptr_nonnull(strstr(resp, "got /other"));
+    ck_assert_int_eq(g.calls, 1);
+    ck_assert_ptr_eq(g.ran_on, f.q[2]);
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[1], http, "/a", http_cb, &a), -EEXIST);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    cw_evhttp_free(http);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(evhttp_del_replace_and_clear_free_their_routes)
+{
+    fixture f;
+    fx_open(&f);
+    int port;
+    struct evhttp *http = http_open(&f, &port);
+    hctx a = {.reply_code = 200}, g1 = {.reply_code = 200}, g2 = {.reply_code = 200};
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[1], http, "/a", http_cb, &a), 0);
+    ck_assert_int_eq(cw_evhttp_del_cb(http, "/a"), 0);
+    ck_assert_int_eq(cw_evhttp_del_cb(http, "/a"), -ENOENT);
+    ck_assert_int_eq(evhttp_set_cb(http, "/plain", http_cb, &a), 0);
+    ck_assert_int_eq(cw_evhttp_del_cb(http, "/plain"), 0); /* evhttp's own too */
+    ck_assert_int_eq(cw_evhttp_set_gencb(f.q[1], http, http_cb, &g1), 0);
+    ck_assert_int_eq(cw_evhttp_set_gencb(f.q[2], http, http_cb, &g2), 0); /* replaces */
+    char resp[2048];
+    http_read_all(&f, http_get(port, "/a"), resp, sizeof resp);
+    ck_assert_ptr_nonnull(strstr(resp, "got /a"));
+    ck_assert_int_eq(a.calls + g1.calls, 0);
+    ck_assert_int_eq(g2.calls, 1);
+    ck_assert_int_eq(cw_evhttp_set_gencb(NULL, http, NULL, NULL), 0); /* cleared */
+    http_read_all(&f, http_get(port, "/a"), resp, sizeof resp);
+    ck_assert_msg(strncmp(resp, "HTTP/1.1 404", 12) == 0, "response: %s", resp);
+    ck_assert_int_eq(g2.calls, 1);
+    cw_evhttp_free(http);
+    fx_close(&f);
+}
+END_TEST
+
+/* Requests read while five tasks are queued ahead on the queue (a round
+ * per poll): the activation waits for five turns of the loop. */
+static void gate(fixture *f, int qi)
+{
+    char t = 't';
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(cw_spawn(f->q[qi], letter_poll, &t, 1, NULL, NULL), 0);
+}
+
+START_TEST(evhttp_free_while_a_request_waits_runs_no_callback)
+{
+    fixture f;
+    g_max_polls = 1;
+    fx_open(&f);
+    int port;
+    struct evhttp *http = http_open(&f, &port);
+    hctx a = {.reply_code = 200};
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[1], http, "/a", http_cb, &a), 0);
+    gate(&f, 1);
+    int fd = http_get(port, "/a");
+    turn_until_tasks(&f, 6); /* the request is read; its callback waits */
+    ck_assert_int_eq(a.calls, 0);
+    cw_evhttp_free(http);
+    turns(&f.env, 10);
+    ck_assert_int_eq(a.calls, 0);
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    char b;
+    ck_assert_int_eq(read(fd, &b, 1), 0); /* closed, no reply */
+    close(fd);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(evhttp_client_gone_while_its_request_waits_the_callback_still_runs)
+{
+    fixture f;
+    g_max_polls = 1;
+    fx_open(&f);
+    int port;
+    struct evhttp *http = http_open(&f, &port);
+    hctx a = {.reply_code = 200};
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[1], http, "/gone", http_cb, &a), 0);
+    gate(&f, 1);
+    int fd = http_get(port, "/gone");
+    turn_until_tasks(&f, 6);
+    close(fd); /* the client goes */
+    turns(&f.env, 10);
+    ck_assert_int_eq(a.calls, 1); /* a valid request: it read the URI */
+    ck_assert_str_eq(a.uri, "/gone");
+    ck_assert_uint_eq(live_tasks(&f), 0);
+    cw_evhttp_free(http);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(evhttp_executor_freed_while_a_request_waits_answers_503)
+{
+    fixture f;
+    g_max_polls = 1;
+    fx_open(&f);
+    struct event_base *base = f.env.base;
+    int port;
+    struct evhttp *http = http_open(&f, &port);
+    hctx a = {.reply_code = 200};
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[1], http, "/a", http_cb, &a), 0);
+    gate(&f, 1);
+    int fd = http_get(port, "/a");
+    turn_until_tasks(&f, 6);
+    cw_executor_free(f.env.ex);
+    f.env.ex = NULL;
+    char resp[2048];
+    size_t n = 0;
+    for (int guard = 0; guard < 1000; guard++) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        ssize_t r = read(fd, resp + n, sizeof resp - 1 - n);
+        if (r == 0)
+            break;
+        if (r > 0)
+            n += (size_t)r;
+    }
+    resp[n] = '\0';
+    close(fd);
+    ck_assert_msg(strncmp(resp, "HTTP/1.1 503", 12) == 0, "response: %s", resp);
+    ck_assert_int_eq(a.calls, 0);
+    /* without an executor the callback runs at once */
+    fd = http_get(port, "/a");
+    n = 0;
+    for (int guard = 0; guard < 1000; guard++) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        ssize_t r = read(fd, resp + n, sizeof resp - 1 - n);
+        if (r == 0)
+            break;
+        if (r > 0)
+            n += (size_t)r;
+    }
+    resp[n] = '\0';
+    close(fd);
+    ck_assert_msg(strncmp(resp, "HTTP/1.1 200", 12) == 0, "response: %s", resp);
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_ptr_null(a.ran_on);
+    cw_evhttp_free(http); /* after the executor: works */
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(evhttp_bad_arguments)
+{
+    fixture f;
+    fx_open(&f);
+    int port;
+    struct evhttp *http = http_open(&f, &port);
+    hctx a = {0};
+    ck_assert_int_eq(cw_evhttp_set_cb(NULL, http, "/a", http_cb, &a), -EINVAL);
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[0], NULL, "/a", http_cb, &a), -EINVAL);
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[0], http, NULL, http_cb, &a), -EINVAL);
+    ck_assert_int_eq(cw_evhttp_set_cb(f.q[0], http, "/a", NULL, &a), -EINVAL);
+    ck_assert_int_eq(cw_evhttp_set_gencb(f.q[0], NULL, http_cb, &a), -EINVAL);
+    ck_assert_int_eq(cw_evhttp_set_gencb(NULL, http, http_cb, &a), -EINVAL);
+    ck_assert_int_eq(cw_evhttp_del_cb(NULL, "/a"), -EINVAL);
+    ck_assert_int_eq(cw_evhttp_del_cb(http, NULL), -EINVAL);
+    cw_evhttp_free(NULL);
+    cw_evhttp_free(http);
+    fx_close(&f);
+}
+END_TEST
+
 static Suite *event_suite(void)
 {
     Suite *s = suite_create("event");
@@ -1153,6 +1416,12 @@ static Suite *event_suite(void)
     tcase_add_test(tc, bufferevent_setcb_with_no_callbacks_unbinds_and_cancels);
     tcase_add_test(tc, bufferevent_bad_arguments);
     tcase_add_test(tc, bufferevent_after_the_executor_is_freed_runs_callbacks_at_once);
+    tcase_add_test(tc, evhttp_callback_runs_on_its_queue_and_replies);
+    tcase_add_test(tc, evhttp_del_replace_and_clear_free_their_routes);
+    tcase_add_test(tc, evhttp_free_while_a_request_waits_runs_no_callback);
+    tcase_add_test(tc, evhttp_client_gone_while_its_request_waits_the_callback_still_runs);
+    tcase_add_test(tc, evhttp_executor_freed_while_a_request_waits_answers_503);
+    tcase_add_test(tc, evhttp_bad_arguments);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,7 +1,13 @@
 /**
  * @file clockworker/http.h
  * @brief evhttp adapter: run each HTTP request's handler as a task on a
- *        queue of your choice.
+ *        queue of your choice, or evhttp's own request callback on it.
+ *
+ * Two forms. An existing evhttp callback runs on a queue with
+ * cw_evhttp_set_cb() (evhttp_set_cb() with a queue in front: see "The
+ * callback form" at the end of this header). A new handler is best
+ * written as a task, with cw_http_set_cb() below: it may await things
+ * before it replies.
  *
  * evhttp calls a callback per request and lets the callback reply later.
  * cw_http_set_cb() (one path, like evhttp_set_cb()) and cw_http_set_gencb()
@@ -197,6 +203,110 @@ CW_EXTERN int cw_http_reply(cw_http_req *hr, int code, const char *reason, struc
  * standard phrase). Same returns as cw_http_reply() (reason may be NULL).
  */
 CW_EXTERN int cw_http_send_error(cw_http_req *hr, int code, const char *reason);
+
+/**
+ * @name The callback form
+ * evhttp's request callbacks, each run on a queue: evhttp_set_cb(http,
+ * path, cb, arg) becomes cw_evhttp_set_cb(q, http, path, cb, arg), and
+ * the callback is the same function. When evhttp has read a request, the
+ * callback does not run there and then: it runs when EEVDF picks q,
+ * behind the work queued there before, with q charged for its time.
+ *
+ * @code
+ * static void on_get(struct evhttp_request *req, void *arg)   // unchanged
+ * {
+ *     struct evbuffer *body = evbuffer_new();
+ *     evbuffer_add_printf(body, "%s
+", evhttp_request_get_uri(req));
+ *     evhttp_send_reply(req, 200, "OK", body);
+ *     evbuffer_free(body);
+ * }
+ * ...
+ * cw_evhttp_set_cb(fg_queue, http, "/hello", on_get, NULL); // was evhttp_set_cb()
+ * ...
+ * cw_evhttp_free(http);                                     // was evhttp_free()
+ * @endcode
+ *
+ * The request while it waits: it stays evhttp's, and valid until the
+ * callback has run, which replies as with evhttp (at once, or later:
+ * from then on the request is the callback's business, as with evhttp).
+ * If evhttp frees the connection first (evhttp_free(), cw_evhttp_free()),
+ * the callback never runs for it and nothing is left behind. A client
+ * that closes its connection meanwhile is not noticed before the reply
+ * (evhttp 2.1 does not read while a request is being served): the
+ * callback runs and the reply fails as evhttp handles it. If the executor
+ * is freed with requests waiting, they are answered 503 and their
+ * callbacks never run. A request that comes when no task can be spawned
+ * for it (out of memory), or once the executor is freed, runs its
+ * callback at once, as evhttp would. After a callback the round ends
+ * soon (within 50 us), so that libevent writes the reply: no
+ * cw_cx_yield_to_loop() is needed.
+ *
+ * The adapter sets a waiting request's connection close callback
+ * (evhttp_connection_set_closecb()) and clears it before the callback
+ * runs: do not set your own on connections of these requests.
+ *
+ * Ownership: each registration is a small route the adapter keeps, found
+ * by the evhttp and the path; cw_evhttp_del_cb() frees it, so does a
+ * replacing or cleared generic callback, and cw_evhttp_free() frees
+ * every one of its evhttp's. Free the evhttp with cw_evhttp_free() (plain
+ * evhttp_free() leaks the routes left registered on it). Requests waiting
+ * keep their route until they are done. Threads: executor thread only
+ * (the registry itself takes a lock, so that evhttps of several
+ * executors may run on their threads).
+ * @{
+ */
+
+/** evhttp's request callback (the callback of evhttp_set_cb()). */
+typedef void (*cw_evhttp_cb)(struct evhttp_request *req, void *arg);
+
+/**
+ * Run http's callback for one path (an exact match, as evhttp_set_cb())
+ * on q.
+ * @param q     the queue the callback runs on.
+ * @param http  the evhttp, on q's executor's event_base.
+ * @param path  the path; copied.
+ * @param cb    the callback; cb(req, cbarg).
+ * @param cbarg its argument.
+ * @return 0; -EINVAL if an argument is NULL; -EPERM if not on q's
+ *         executor thread; -EEXIST if the path has a callback already (as
+ *         evhttp_set_cb()'s -1); -ENOMEM. On error nothing is
+ *         registered.
+ */
+CW_EXTERN int cw_evhttp_set_cb(cw_queue *q, struct evhttp *http, const char *path,
+                               cw_evhttp_cb cb, void *cbarg);
+
+/**
+ * Remove a path's callback, as evhttp_del_cb(), and free its route
+ * (requests waiting for it still run it). Works for a path set with plain
+ * evhttp_set_cb() too.
+ * @return 0; -EINVAL if http or path is NULL; -ENOENT if the path has no
+ *         callback. Executor thread.
+ */
+CW_EXTERN int cw_evhttp_del_cb(struct evhttp *http, const char *path);
+
+/**
+ * Run http's generic callback (every path no other callback takes, as
+ * evhttp_set_gencb()) on q; it replaces the generic callback or route
+ * http had (a route of cw_http_set_gencb() is left to its owner to
+ * free). cb NULL clears it (q may then be NULL).
+ * @return 0; -EINVAL if http is NULL, or q is NULL with a callback;
+ *         -EPERM if not on q's executor thread; -ENOMEM (nothing
+ *         changed). Executor thread.
+ */
+CW_EXTERN int cw_evhttp_set_gencb(cw_queue *q, struct evhttp *http, cw_evhttp_cb cb,
+                                  void *cbarg);
+
+/**
+ * Free an evhttp, as evhttp_free(), with every route of the callback
+ * form registered on it: its connections close, requests waiting for a
+ * callback are dropped (the callbacks never run). Free the task form's
+ * routes (cw_http_route_free()) first. Before or after
+ * cw_executor_free(): both work. NULL is a no-op. Executor thread.
+ */
+CW_EXTERN void cw_evhttp_free(struct evhttp *http);
+
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,14 @@
  * the adapter adds a one-shot EV_READ event on the socket and peeks:
  * EOF or an error means the client is gone; data means a pipelined
  * request, and the watch stops (it would fire forever otherwise).
+ *
+ * The callback form (cw_evhttp_set_cb(), at the end) is a route whose
+ * task has no user state and one poll: it lets go of the request and
+ * calls evhttp's kind of callback with it. Until then the close callback
+ * guards the request, as for a task (no watch: the callback runs soon,
+ * and replying into a connection the client closed is evhttp's usual
+ * path). Its routes are owned by a registry (cb_routes), found by evhttp
+ * and path, freed by cw_evhttp_del_cb() and cw_evhttp_free().
  */
 #include "config.h"
 
@@ -40,8 +48,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cbq.h"
 #include "clockworker/http.h"
-#include "internal.h"
 
 #define HTTP_MAX_STATE ((size_t)1 << 30)
 
@@ -49,7 +57,12 @@ struct cw_http_route {
     struct evhttp *http;
     char *path;              /* NULL: the generic callback */
     cw_queue *q;
-    cw_http_handler h;
+    cw_http_handler h;       /* zeroed for the callback form */
+    cw_evhttp_cb cb;         /* the callback form: evhttp's callback */
+    void *cbarg;
+    cw__shared *sh;          /* the callback form: held, to tell that the
+                                executor is gone */
+    struct cw_http_route *cb_next; /* in cb_routes (the callback form) */
     size_t refs;             /* the owner + one per live request task */
     bool registered;
     struct cw_http_route *gen_next; /* in gen_routes while the generic one */
@@ -79,6 +92,8 @@ static void route_release(cw_http_route *r)
 {
     if (--r->refs)
         return;
+    if (r->sh)
+        cw__shared_release(r->sh, 1);
     cw__free(r->path);
     cw__free(r->tmpl);
     cw__free(r);
@@ -162,6 +177,25 @@ static void watch_start(cw_http_req *hr)
         hr->watching = true;
 }
 
+/* The callback form's one poll: the request goes to the callback. */
+static cw_poll cb_task_poll(void *state, cw_cx *cx)
+{
+    struct http_task *t = state;
+    cw_http_req *hr = t->hr;
+    cw_http_route *r = hr->route;
+    struct evhttp_request *req = let_go(hr);
+    cw_join *j = hr->join;
+    hr->join = NULL;
+    cw_join_free(j); /* detaches: the drop runs when this poll returns */
+    if (req) {
+        r->cb(req, r->cbarg);
+        /* the reply (if the callback sent one) waits in libevent's
+         * buffers: let it write them soon, as cw_http_reply() does */
+        cw__executor_flush_soon(cw_cx_executor(cx));
+    }
+    return CW_READY;
+}
+
 static cw_poll task_poll(void *state, cw_cx *cx)
 {
     struct http_task *t = state;
@@ -199,7 +233,10 @@ static void task_drop(void *state)
     if (r->h.drop)
         r->h.drop(t->user);
     struct evhttp_request *req = let_go(hr);
-    if (req) { /* cancelled or panicked with the connection open */
+    if (req && r->cb) { /* the callback form, cancelled before it ran */
+        r->st.refused++;
+        evhttp_send_error(req, 503, NULL);
+    } else if (req) { /* cancelled or panicked with the connection open */
         r->st.auto_500++;
         evhttp_send_error(req, HTTP_INTERNAL, NULL);
     }
@@ -215,6 +252,8 @@ static void task_drop(void *state)
 static void on_request(struct evhttp_request *req, void *arg)
 {
     cw_http_route *r = arg;
+    if (r->cb && !cw__cbq_alive(r->sh))
+        goto at_once; /* the callback form without an executor */
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     size_t evsize = event_get_struct_event_size();
     cw_http_req *hr = cw__calloc(1, sizeof *hr + evsize);
@@ -225,7 +264,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     hr->evcon = evcon;
     struct http_task *t = (struct http_task *)(void *)r->tmpl;
     t->hr = hr;
-    int err = cw_spawn(r->q, task_poll, r->tmpl, r->tmpl_size, task_drop, &hr->join);
+    int err = cw_spawn(r->q, r->cb ? cb_task_poll : task_poll, r->tmpl, r->tmpl_size, task_drop,
+                       &hr->join);
     t->hr = NULL;
     if (err < 0) {
         cw__free(hr);
@@ -238,25 +278,39 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_connection_set_closecb(evcon, on_close, hr);
     return;
 refuse:
+    if (r->cb)
+        goto at_once;
     r->st.refused++;
     evhttp_send_error(req, 503, NULL);
+    return;
+at_once: /* the callback form: as evhttp would run it */
+    r->cb(req, r->cbarg);
 }
 
+/* A route of either form: a handler h (the task form) or, h NULL, the
+ * callback cb (the callback form). */
 static int route_new(struct evhttp *http, const char *path, cw_queue *q,
-                     const cw_http_handler *h, cw_http_route **out)
+                     const cw_http_handler *h, cw_evhttp_cb cb, void *cbarg, cw_http_route **out)
 {
     if (!q) /* what cw_executor_queue() gives for an unknown id */
         return -ENOENT;
-    if (!http || !h || !h->poll || !out || h->state_size > HTTP_MAX_STATE)
+    if (!http || !out || (h ? !h->poll || h->state_size > HTTP_MAX_STATE : !cb))
         return -EINVAL;
     cw_http_route *r = cw__calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
     r->http = http;
     r->q = q;
-    r->h = *h;
+    if (h)
+        r->h = *h;
+    r->cb = cb;
+    r->cbarg = cbarg;
+    if (cb) {
+        r->sh = cw_queue_executor(q)->shared;
+        cw__shared_hold(r->sh);
+    }
     r->refs = 1;
-    r->tmpl_size = sizeof(struct http_task) + h->state_size;
+    r->tmpl_size = sizeof(struct http_task) + (h ? h->state_size : 0);
     r->tmpl = cw__calloc(1, r->tmpl_size);
     if (path) {
         size_t n = strlen(path) + 1;
@@ -280,7 +334,7 @@ int cw_http_set_cb(struct evhttp *http, const char *path, cw_queue *q, const cw_
     if (!path || !route)
         return -EINVAL;
     cw_http_route *r;
-    int err = route_new(http, path, q, h, &r);
+    int err = route_new(http, path, q, h, NULL, NULL, &r);
     if (err < 0)
         return err;
     if (evhttp_set_cb(http, path, on_request, r) != 0) {
@@ -294,9 +348,23 @@ int cw_http_set_cb(struct evhttp *http, const char *path, cw_queue *q, const cw_
 
 /* The generic route registered on each evhttp, so that setting a new one
  * marks the one it replaces as unregistered (freeing that one must not
- * unset the new one). Any thread may run its own evhttp: a lock. */
+ * unset the new one). Any thread may run its own evhttp: a lock. It also
+ * guards cb_routes: the callback form's routes (path and generic), which
+ * the registry owns (one reference each) until cw_evhttp_del_cb(), a
+ * replacing generic callback, or cw_evhttp_free(). */
 static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
 static cw_http_route *gen_routes;
+static cw_http_route *cb_routes;
+
+static void cb_unlink(cw_http_route *r)
+{
+    for (cw_http_route **p = &cb_routes; *p; p = &(*p)->cb_next)
+        if (*p == r) {
+            *p = r->cb_next;
+            r->cb_next = NULL;
+            return;
+        }
+}
 
 static void gen_unlink(cw_http_route *r)
 {
@@ -308,22 +376,48 @@ static void gen_unlink(cw_http_route *r)
         }
 }
 
-static void gen_register(cw_http_route *r)
+/* Mark http's generic route (if any) unregistered, under gen_lock; the
+ * registry's reference on it, if it is of the callback form, is
+ * returned, for the caller to release after unlocking. */
+static cw_http_route *gen_unset_locked(struct evhttp *http)
 {
-    pthread_mutex_lock(&gen_lock);
+    cw_http_route *owned = NULL;
     for (cw_http_route **p = &gen_routes; *p;) {
         cw_http_route *old = *p;
-        if (old->http == r->http) { /* replaced */
+        if (old->http == http) { /* replaced */
             old->registered = false;
             *p = old->gen_next;
             old->gen_next = NULL;
+            if (old->cb) {
+                cb_unlink(old);
+                owned = old;
+            }
         } else {
             p = &old->gen_next;
         }
     }
+    return owned;
+}
+
+/* r becomes http's generic route; returns as gen_unset_locked(). */
+static cw_http_route *gen_register(cw_http_route *r)
+{
+    pthread_mutex_lock(&gen_lock);
+    cw_http_route *owned = gen_unset_locked(r->http);
     r->gen_next = gen_routes;
     gen_routes = r;
+    if (r->cb) {
+        r->cb_next = cb_routes;
+        cb_routes = r;
+    }
     pthread_mutex_unlock(&gen_lock);
+    return owned;
+}
+
+static void route_release_owned(cw_http_route *r)
+{
+    if (r)
+        route_release(r);
 }
 
 int cw_http_set_gencb(struct evhttp *http, cw_queue *q, const cw_http_handler *h,
@@ -334,12 +428,13 @@ int cw_http_set_gencb(struct evhttp *http, cw_queue *q, const cw_http_handler *h
     if (!route)
         return -EINVAL;
     cw_http_route *r;
-    int err = route_new(http, NULL, q, h, &r);
+    int err = route_new(http, NULL, q, h, NULL, NULL, &r);
     if (err < 0)
         return err;
-    gen_register(r);
+    cw_http_route *replaced = gen_register(r);
     evhttp_set_gencb(http, on_request, r);
     r->registered = true;
+    route_release_owned(replaced);
     *route = r;
     return 0;
 }
@@ -423,4 +518,111 @@ int cw_http_send_error(cw_http_req *hr, int code, const char *reason)
         return err;
     evhttp_send_error(req, code, reason);
     return 0;
+}
+
+/* ---- the callback form ---------------------------------------------------- */
+
+static int cb_args(cw_queue *q, struct evhttp *http, cw_evhttp_cb cb)
+{
+    if (!q || !http || !cb)
+        return -EINVAL;
+    if (!cw__on_thread(cw_queue_executor(q)->shared))
+        return -EPERM;
+    return 0;
+}
+
+int cw_evhttp_set_cb(cw_queue *q, struct evhttp *http, const char *path, cw_evhttp_cb cb,
+                     void *cbarg)
+{
+    int err = path ? cb_args(q, http, cb) : -EINVAL;
+    if (err < 0)
+        return err;
+    cw_http_route *r;
+    if ((err = route_new(http, path, q, NULL, cb, cbarg, &r)) < 0)
+        return err;
+    int rc = evhttp_set_cb(http, path, on_request, r);
+    if (rc != 0) {
+        route_release(r);
+        return rc == -1 ? -EEXIST : -ENOMEM;
+    }
+    r->registered = true;
+    pthread_mutex_lock(&gen_lock);
+    r->cb_next = cb_routes;
+    cb_routes = r;
+    pthread_mutex_unlock(&gen_lock);
+    return 0;
+}
+
+int cw_evhttp_del_cb(struct evhttp *http, const char *path)
+{
+    if (!http || !path)
+        return -EINVAL;
+    cw_http_route *r = NULL;
+    pthread_mutex_lock(&gen_lock);
+    for (cw_http_route *p = cb_routes; p; p = p->cb_next)
+        if (p->http == http && p->path && strcmp(p->path, path) == 0) {
+            r = p;
+            break;
+        }
+    if (r)
+        cb_unlink(r);
+    pthread_mutex_unlock(&gen_lock);
+    int rc = evhttp_del_cb(http, path);
+    if (!r)
+        return rc == 0 ? 0 : -ENOENT;
+    r->registered = false;
+    route_release(r); /* requests still queued keep it */
+    return 0;
+}
+
+int cw_evhttp_set_gencb(cw_queue *q, struct evhttp *http, cw_evhttp_cb cb, void *cbarg)
+{
+    if (http && !cb) { /* cleared */
+        pthread_mutex_lock(&gen_lock);
+        cw_http_route *owned = gen_unset_locked(http);
+        pthread_mutex_unlock(&gen_lock);
+        evhttp_set_gencb(http, NULL, NULL);
+        route_release_owned(owned);
+        return 0;
+    }
+    int err = cb_args(q, http, cb);
+    if (err < 0)
+        return err;
+    cw_http_route *r;
+    if ((err = route_new(http, NULL, q, NULL, cb, cbarg, &r)) < 0)
+        return err;
+    cw_http_route *replaced = gen_register(r);
+    evhttp_set_gencb(http, on_request, r);
+    r->registered = true;
+    route_release_owned(replaced);
+    return 0;
+}
+
+void cw_evhttp_free(struct evhttp *http)
+{
+    if (!http)
+        return;
+    cw_http_route *mine = NULL; /* linked by cb_next */
+    pthread_mutex_lock(&gen_lock);
+    for (cw_http_route **p = &cb_routes; *p;) {
+        cw_http_route *r = *p;
+        if (r->http != http) {
+            p = &r->cb_next;
+            continue;
+        }
+        *p = r->cb_next;
+        if (!r->path && r->registered)
+            gen_unlink(r);
+        r->cb_next = mine;
+        mine = r;
+    }
+    pthread_mutex_unlock(&gen_lock);
+    /* requests still queued are cancelled now (their connections close) */
+    evhttp_free(http);
+    while (mine) {
+        cw_http_route *r = mine;
+        mine = r->cb_next;
+        r->registered = false;
+        route_release(r);
+    }
 }
