@@ -48,6 +48,10 @@ struct cw_event {
     event_callback_fn cb;
     void *arg;
     evutil_socket_t fd;
+    bool persist;             /* EV_PERSIST */
+    bool kept;                /* persistent and added: pending until
+                                 cw_event_del() (no event_pending() call
+                                 per callback) */
     bool active;              /* an activation waits for the callback */
     short res;                /* its flags, OR'ed */
     struct ev_task *task;     /* the live task's state, NULL if none */
@@ -88,7 +92,7 @@ static cw_poll ev_poll(void *state, cw_cx *cx)
         if (ev->active)
             return CW_PENDING; /* activated again meanwhile: woken */
     }
-    if (event_pending(lev_of(ev), EV_PENDING_MASK, NULL))
+    if (ev->kept || event_pending(lev_of(ev), EV_PENDING_MASK, NULL))
         return CW_PENDING; /* the next activation wakes it */
     unlink_task(ev);
     return CW_READY;
@@ -173,6 +177,7 @@ cw_event *cw_event_new(cw_queue *q, evutil_socket_t fd, short what, event_callba
     ev->cb = cb;
     ev->arg = arg == event_self_cbarg() ? ev : arg;
     ev->fd = fd;
+    ev->persist = (what & EV_PERSIST) != 0;
     return ev;
 }
 
@@ -183,8 +188,11 @@ int cw_event_add(cw_event *ev, const struct timeval *tv)
     if (!cw__on_thread(ev->sh))
         return -EPERM;
     errno = 0;
-    if (event_add(lev_of(ev), tv) < 0)
+    if (event_add(lev_of(ev), tv) < 0) {
+        ev->kept = false; /* (a failed re-add may have removed it) */
         return errno > 0 ? -errno : -EINVAL;
+    }
+    ev->kept = ev->persist;
     return 0;
 }
 
@@ -195,6 +203,7 @@ int cw_event_del(cw_event *ev)
     if (!cw__on_thread(ev->sh))
         return -EPERM;
     event_del(lev_of(ev));
+    ev->kept = false;
     ev->active = false;
     ev->res = 0;
     /* An idle task ends at the poll this asks for (neither pending nor
