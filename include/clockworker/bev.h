@@ -261,8 +261,10 @@ CW_EXTERN void cw_bev_drop(cw_bev_wait *w);
  * events (EOF, ERROR, TIMEOUT, OR'ed with their READING/WRITING flags);
  * each runs at most once per activation. Reports that arrive while they
  * run make one more activation, behind the work queued meanwhile. A
- * callback that frees the bufferevent (cw_bufferevent_free()) or changes
- * its callbacks ends the activation: nothing more runs for it. Output a
+ * callback that frees the bufferevent (cw_bufferevent_free()), clears its
+ * callbacks, or replaces them with plain bufferevent_setcb() ends the
+ * activation: nothing more runs for it (callbacks changed with this
+ * function run for the rest of it). Output a
  * callback queued (bufferevent_write()) makes the round end soon
  * (within 50 us), so that libevent writes it, as cw_http_reply() does:
  * no cw_cx_yield_to_loop() is needed.
@@ -271,7 +273,7 @@ CW_EXTERN void cw_bev_drop(cw_bev_wait *w);
  * lives until the callbacks are cleared (this function with all three
  * NULL) or the bufferevent is freed with cw_bufferevent_free(). Freeing
  * it with plain bufferevent_free(), or replacing the callbacks with plain
- * bufferevent_setcb(), leaks the binding (80 bytes and a hold on the
+ * bufferevent_setcb(), leaks the binding (72 bytes and a hold on the
  * executor's shared part) unless an activation was waiting then (which
  * notices and frees it); the bufferevent itself is never used after its
  * free: a waiting activation holds a reference (bufferevent_incref()).
