@@ -208,7 +208,6 @@ static void pair(int sv[2])
 typedef struct spin {
     uint64_t cost;
     int *stop;
-    long polls;
 } spin;
 
 static cw_poll spin_poll(void *state, cw_cx *cx)
