@@ -291,8 +291,8 @@ CW_EXTERN void cw_bev_drop(cw_bev_wait *w);
  *               are not called (all NULL: plain bufferevent_setcb() with
  *               no callbacks, the binding freed).
  * @param cbarg  their argument.
- * @return 0; -EINVAL if bev is NULL, q is NULL with a callback, or bev
- *         is on another event_base; -ENOTSUP if q's executor runs on
+ * @return 0; -EINVAL if bev is NULL or on another event_base; -ENOENT
+ *         if q is NULL with a callback (no such queue); -ENOTSUP if q's executor runs on
  *         another loop than libevent; -EPERM if not on the executor
  *         thread; -ESHUTDOWN while the executor is being freed; -ENOMEM.
  *         On error the callbacks are as they were. Calling it again

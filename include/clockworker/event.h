@@ -109,7 +109,8 @@ typedef struct cw_event cw_event;
  * @param arg   passed to cb; event_self_cbarg() passes the ::cw_event
  *              itself (as it passes the struct event to event_new()).
  * @return the event, to free with cw_event_free(); NULL with errno set
- *         on error: EINVAL (q or cb NULL, or flags libevent refuses, such
+ *         on error: ENOENT (q NULL: no such queue), EINVAL (cb NULL, or
+ *         flags libevent refuses, such
  *         as EV_SIGNAL with EV_READ), ENOTSUP (q's executor runs on
  *         another loop than libevent), EPERM (not on the executor
  *         thread), ENOMEM.

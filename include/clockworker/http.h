@@ -268,7 +268,8 @@ typedef void (*cw_evhttp_cb)(struct evhttp_request *req, void *arg);
  * @param path  the path; copied.
  * @param cb    the callback; cb(req, cbarg).
  * @param cbarg its argument.
- * @return 0; -EINVAL if an argument is NULL; -EPERM if not on q's
+ * @return 0; -ENOENT if q is NULL (no such queue); -EINVAL if another
+ *         argument is NULL; -EPERM if not on q's
  *         executor thread; -EEXIST if the path has a callback already (as
  *         evhttp_set_cb()'s -1); -ENOMEM. On error nothing is
  *         registered.
@@ -290,7 +291,8 @@ CW_EXTERN int cw_evhttp_del_cb(struct evhttp *http, const char *path);
  * evhttp_set_gencb()) on q; it replaces the generic callback or route
  * http had (a route of cw_http_set_gencb() is left to its owner to
  * free). cb NULL clears it (q may then be NULL).
- * @return 0; -EINVAL if http is NULL, or q is NULL with a callback;
+ * @return 0; -EINVAL if http is NULL; -ENOENT if q is NULL with a
+ *         callback (no such queue);
  *         -EPERM if not on q's executor thread; -ENOMEM (nothing
  *         changed). Executor thread.
  */

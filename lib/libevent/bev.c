@@ -551,8 +551,8 @@ int cw_bufferevent_setcb(cw_queue *q, struct bufferevent *bev, bufferevent_data_
         install(bev, NULL, NULL, NULL, cbarg);
         return 0;
     }
-    if (!q)
-        return -EINVAL;
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        return -ENOENT;
     cw_executor *ex = cw_queue_executor(q);
     if (!cw__on_thread(ex->shared))
         return -EPERM;

@@ -154,7 +154,9 @@ cw_event *cw_event_new(cw_queue *q, evutil_socket_t fd, short what, event_callba
     cw_executor *ex = q ? cw_queue_executor(q) : NULL;
     struct event_base *base = NULL;
     cw_event *ev = NULL;
-    if (!q || !cb)
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        err = ENOENT;
+    else if (!cb)
         err = EINVAL;
     else if (!cw__on_thread(ex->shared))
         err = EPERM;

@@ -524,7 +524,9 @@ int cw_http_send_error(cw_http_req *hr, int code, const char *reason)
 
 static int cb_args(cw_queue *q, struct evhttp *http, cw_evhttp_cb cb)
 {
-    if (!q || !http || !cb)
+    if (!q) /* what cw_executor_queue() gives for an unknown id */
+        return -ENOENT;
+    if (!http || !cb)
         return -EINVAL;
     if (!cw__on_thread(cw_queue_executor(q)->shared))
         return -EPERM;
