@@ -24,6 +24,8 @@
  * timer heap and the fd-wait list being empty after a failed wait, and
  * cw__hist_record() to fill a histogram.
  */
+#include "config.h"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>

@@ -1,6 +1,8 @@
 /* check_executor.c - the executor in its event_base: libevent polls I/O
  * between rounds, run_until and event_base_dispatch drive tasks, counters
  * are exact. Time is the injected clock; no assertion on real time. */
+#include "config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

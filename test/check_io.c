@@ -1,6 +1,8 @@
 /* check_io.c - cw_fdwait: readiness wakes the task, one event per future
  * created lazily and reused, drop and abort remove it, the executor frees
  * what a drop function forgot. */
+#include "config.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>

@@ -9,9 +9,8 @@
  * (run_child()): the child checks the effects itself (CHILD_CHECK, which
  * exits with 1 naming the condition) and exits 0 when all held.
  *
- * In the checked build (./configure --enable-debug: CW_CHECKED), a join
- * handle freed twice or used after its free aborts with one line naming
- * the call and the handle (the "checked" case, in a child too). */
+ * What only the checked build (./configure --enable-debug) catches is
+ * check_debug.c's. */
 #include "config.h"
 
 #include <pthread.h>
@@ -507,92 +506,6 @@ START_TEST(executor_free_from_a_drop_during_the_free_is_refused_with_a_line)
 }
 END_TEST
 
-/* ---- the checked build: freed join handles ------------------------------ */
-
-#ifdef CW_CHECKED
-/* The issue's case: freed twice while the task runs on (the refcount
- * went below zero and the block was reused under the executor). */
-static void double_free_running_child(void)
-{
-    tenv env;
-    child_env(&env);
-    obs o = {.park = true};
-    cw_join *j = NULL;
-    CHILD_CHECK(spawn_obs(cw_executor_queue(env.ex, Q), &o, &j) == 0);
-    turns(&env, 2);
-    cw_join_free(j); /* detaches; the task lives */
-    cw_join_free(j); /* aborts */
-}
-
-START_TEST(join_freed_twice_while_running_aborts_naming_it)
-{
-    run_child_ex(double_free_running_child,
-                 "clockworker: cw_join_free(0x", true);
-    run_child_ex(double_free_running_child, "): join handle already freed", true);
-}
-END_TEST
-
-/* Freed twice after completion: the block is back in its slab. */
-static void double_free_completed_child(void)
-{
-    tenv env;
-    child_env(&env);
-    obs o = {0};
-    cw_join *j = NULL;
-    CHILD_CHECK(spawn_obs(cw_executor_queue(env.ex, Q), &o, &j) == 0);
-    CHILD_CHECK(cw_executor_run_until(env.ex, j) == 0);
-    cw_join_free(j);
-    CHILD_CHECK(o.drops == 1);
-    cw_join_free(j);
-}
-
-START_TEST(join_freed_twice_after_completion_aborts_naming_it)
-{
-    run_child_ex(double_free_completed_child, "cw_join_free(0x", true);
-}
-END_TEST
-
-/* Used after its free (the status of a detached task). */
-static void use_after_free_child(void)
-{
-    tenv env;
-    child_env(&env);
-    obs o = {.park = true};
-    cw_join *j = NULL;
-    CHILD_CHECK(spawn_obs(cw_executor_queue(env.ex, Q), &o, &j) == 0);
-    turns(&env, 2);
-    cw_join_free(j);
-    (void)cw_join_status(j);
-}
-
-START_TEST(join_used_after_free_aborts_naming_the_call)
-{
-    run_child_ex(use_after_free_child, "clockworker: cw_join_status(0x", true);
-}
-END_TEST
-
-/* The check does not fire on correct use: abort then free, free of a
- * handle whose task ended, run_until then free. */
-START_TEST(checked_build_accepts_correct_use)
-{
-    tenv env;
-    tenv_init(&env, cfg_two(), 1);
-    obs a = {.park = true}, b = {0};
-    cw_join *ja = NULL, *jb = NULL;
-    ck_assert_int_eq(spawn_obs(cw_executor_queue(env.ex, Q), &a, &ja), 0);
-    ck_assert_int_eq(spawn_obs(cw_executor_queue(env.ex, Q2), &b, &jb), 0);
-    ck_assert_int_eq(cw_executor_run_until(env.ex, jb), 0);
-    cw_join_abort(ja);
-    cw_join_abort(ja);
-    ck_assert_int_eq(cw_join_status(ja), -ECANCELED);
-    cw_join_free(ja);
-    cw_join_free(jb);
-    cw_waker_free(a.parked);
-    tenv_free(&env);
-}
-END_TEST
-#endif
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("misuse");
@@ -613,14 +526,6 @@ static Suite *suite(void)
     tcase_add_test(tf, executor_free_from_inside_a_poll_is_refused_with_a_line);
     tcase_add_test(tf, executor_free_from_a_drop_during_the_free_is_refused_with_a_line);
     suite_add_tcase(s, tf);
-#ifdef CW_CHECKED
-    TCase *tk = tcase_create("checked");
-    tcase_add_test(tk, join_freed_twice_while_running_aborts_naming_it);
-    tcase_add_test(tk, join_freed_twice_after_completion_aborts_naming_it);
-    tcase_add_test(tk, join_used_after_free_aborts_naming_the_call);
-    tcase_add_test(tk, checked_build_accepts_correct_use);
-    suite_add_tcase(s, tk);
-#endif
     return s;
 }
 

@@ -11,6 +11,8 @@
  * (event_set_mem_functions(), installed once at the top of main(), before
  * any libevent object exists, so that it holds with CK_FORK=no too). It
  * fails nothing until a test arms it. */
+#include "config.h"
+
 #include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>

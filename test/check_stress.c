@@ -31,6 +31,8 @@
  * Two assertions are white-box (internal.h): quiescence looks at the
  * executor's inbox and pending round, so that "every wake has been taken"
  * is a fact and not a guess. */
+#include "config.h"
+
 #include <dirent.h>
 #include <limits.h>
 #include <pthread.h>

@@ -16,6 +16,8 @@
  * White-box (internal.h): the heap's size and arming, round_pending (to
  * know that a wake came from the timer and not from a round), and
  * cw__timers_check(), the heap's invariant check. */
+#include "config.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

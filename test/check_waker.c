@@ -7,6 +7,8 @@
  * block (waker.h promises clone/free are one increment/decrement) and the
  * executor's "sleeping" flag (used only to make sure a remote wake is sent
  * while the executor is blocked in the event loop, not to time anything). */
+#include "config.h"
+
 #include <dirent.h>
 #include <pthread.h>
 #include <sched.h>

@@ -64,7 +64,7 @@ static cw_poll anchor_poll(void *state, cw_cx *cx)
 
 static cw__task *anchor_of(const cw_spawner *sp)
 {
-    return (cw__task *)(uintptr_t)sp;
+    return cw__task_of_handle(sp);
 }
 
 int cw_spawner_new(cw_queue *q, cw_spawner **out)

@@ -75,6 +75,30 @@ static void slab_release(cw_executor *ex, cw__slab *s)
     cw__free(s);
 }
 
+#ifdef CW_CHECKED
+/* The checked build's block generations (tasks.h, "handles"): one
+ * counter for every block of every executor, so that a block in a slab
+ * of its own, freed and then allocated again at the same address, gets
+ * a new generation too. Its low 16 bits (the handle's tag) are never 0:
+ * 0 is a free block's. Global state of the checked build only. */
+static atomic_uint gen_next;
+
+static void checked_take(cw__task *t)
+{
+    unsigned g;
+    do
+        g = atomic_fetch_add_explicit(&gen_next, 1, memory_order_relaxed) + 1;
+    while (!(g & 0xffffu));
+    atomic_store_explicit(&t->gen, g, memory_order_relaxed);
+    atomic_store_explicit(&t->wakers, 0, memory_order_relaxed);
+}
+#else
+static inline void checked_take(cw__task *t)
+{
+    (void)t;
+}
+#endif
+
 static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
 {
     uint16_t cls;
@@ -82,8 +106,10 @@ static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
     cw__task *t;
 
     if (cls == CW__NO_CLASS) {
-        if ((t = single_new(ex->shared, n)))
+        if ((t = single_new(ex->shared, n))) {
             cw__slab_adopt(ex, t);
+            checked_take(t);
+        }
         return t;
     }
     cw__list *pl = &ex->partial[cls];
@@ -103,6 +129,7 @@ static cw__task *task_alloc(cw_executor *ex, size_t state_size, uint16_t xflags)
         ex->nempty[cls]--;
     if (s->nalloc == s->nblocks)
         cw__list_remove(&s->partial);
+    checked_take(t);
     return t;
 }
 
@@ -155,6 +182,10 @@ static void task_free(cw__task *t)
 {
     cw__shared *sh = cw__task_shared(t);
 
+#ifdef CW_CHECKED
+    /* a free block: every handle to it is released (tasks.h) */
+    atomic_store_explicit(&t->gen, 0, memory_order_relaxed);
+#endif
     if ((t->flags & CW__T_ST_PANIC) && t->panic_msg) {
         cw__free(t->panic_msg);
         t->panic_msg = NULL;
@@ -171,7 +202,10 @@ static void task_free(cw__task *t)
 cw__task *cw__task_alloc_remote(cw__shared *sh, size_t state_size, uint16_t xflags)
 {
     uint16_t cls;
-    return single_new(sh, block_size(state_size, xflags, &cls));
+    cw__task *t = single_new(sh, block_size(state_size, xflags, &cls));
+    if (t)
+        checked_take(t);
+    return t;
 }
 
 void cw__task_free_unadopted(cw__task *t)
@@ -383,7 +417,7 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
     if (!internal)
         CW__HOOK(ex, spawn, q, t->state);
     if (join)
-        *join = (cw_join *)t;
+        *join = (cw_join *)cw__handle_of(t);
     return 0;
 }
 

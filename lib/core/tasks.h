@@ -20,6 +20,12 @@
 
 #include "shared.h"
 
+/* The block's layout and the handles depend on CW_CHECKED: a file that
+ * includes this without config.h would disagree with the library. */
+#ifndef PACKAGE_VERSION
+#error "include config.h before tasks.h (internal.h)"
+#endif
+
 /* ---- tasks -------------------------------------------------------------- */
 enum {
     CW__T_SCHEDULED = 1 << 0, /* in its queue's FIFO */
@@ -68,6 +74,14 @@ struct cw__task {
     atomic_uint refs;          /* count | CW__REF_INBOX */
     uint16_t flags;            /* CW__T_*: executor thread only */
     uint16_t qidx;             /* its queue's index */
+#ifdef CW_CHECKED
+    /* The checked build's two counters (see "handles" below; the header
+     * grows to 64 bytes there): */
+    atomic_uint gen;           /* the block's generation: a new one from
+                                  a global counter each time it is given
+                                  to a task, 0 while it is free */
+    atomic_uint wakers;        /* waker clones outstanding */
+#endif
     alignas(max_align_t) unsigned char state[];
 };
 
@@ -163,26 +177,129 @@ static inline int cw__task_status(const cw__task *t)
     return (t->flags & CW__T_ST_PANIC) ? CW_EPANIC : (t->flags & CW__T_ST_CANCEL) ? -ECANCELED : 0;
 }
 
+/* ---- handles: cw_waker *, cw_join *, cw_spawner * ------------------------
+ *
+ * In the release build a handle is the block's address, nothing more: a
+ * waker clone is a reference on the block, a join handle another, and
+ * neither can be told from a copy of itself or from a handle of the next
+ * task given the same block.
+ *
+ * The checked build (--enable-debug, CW_CHECKED) catches a handle used
+ * after its reference was given back, with two counters in the block
+ * header and a tag in the handle:
+ *
+ * - gen: each time a block is given to a task it takes a new generation
+ *   from a global counter (never 0 in its low 16 bits; task.c), and 0
+ *   when it is given back. A handle carries the low 16 bits of its
+ *   block's generation in its top 16 bits (user-space addresses on
+ *   x86-64 and arm64 fit in 48 bits); every public function that takes
+ *   a handle compares the two (cw__handle_check()): a block whose
+ *   generation is 0 is free (the handle was released: "already
+ *   released/freed"), one whose generation differs has been given to a
+ *   new task since ("stale").
+ * - wakers: the task's waker clones outstanding; cw_waker_clone() adds
+ *   one, cw_waker_free() and cw_waker_wake() take one, and the call that
+ *   finds none gives back a reference it never had (a clone freed twice,
+ *   a borrowed cw_cx_waker() freed). It is also the after-poll check's
+ *   answer to "is a wake arranged" (checked.c): every leaf future holds
+ *   its task through a clone.
+ *
+ * Why a tag and counters, not an indirection or a poisoned refcount: an
+ * indirection (a small record per clone) would make cw_waker_clone(),
+ * which cannot fail, allocate, and its freed records would be reused by
+ * the allocator in turn; poisoning the refcount catches nothing while
+ * other references (the executor's, the join handle's) keep it above
+ * zero, which is the case of a clone freed twice on a live task. The tag
+ * costs no memory, keeps clone and free allocation-free, and makes
+ * cw_waker_will_wake() tell a stale waker from the block's new task.
+ *
+ * Caught, each with one line naming the call and the handle, then
+ * abort(): any waker or join function on a handle whose block is free
+ * or holds another task; a cw_waker_free()/cw_waker_wake() beyond the
+ * task's clones; a join handle used after cw_join_free() while its task
+ * lives (CW__T_HAS_JOIN gone). Not caught: a clone freed twice while
+ * another clone of the same task is held (the count cannot tell whose
+ * reference went: the call that gives back the last one aborts, later
+ * than the mistake); a freed waker used while its task's block is still
+ * referenced (a wake of a live task through it works); a handle kept
+ * across a multiple of 65,536 generations of its block (the tag wraps);
+ * a handle whose block's slab was given back to the allocator (a state
+ * over 1 KiB has a slab of its own; an emptied slab beyond one per size
+ * class) -- the check then reads freed memory, which ASan and valgrind
+ * report; on other targets than x86-64 and arm64 (no tag) the reused
+ * block is not told apart either.
+ */
+#if defined(CW_CHECKED) && (defined(__x86_64__) || defined(__aarch64__)) \
+    && !defined(__SANITIZE_HWADDRESS__)
+#define CW__TAG_SHIFT 48
+#define CW__TAG_MASK ((uintptr_t)0xffff << CW__TAG_SHIFT)
+#endif
+
+/* The handle given out for t (in a checked build, tagged). */
+static inline void *cw__handle_of(const cw__task *t)
+{
+#ifdef CW__TAG_SHIFT
+    uintptr_t a = (uintptr_t)t;
+    assert(!(a & CW__TAG_MASK)); /* a user-space address fits in 48 bits */
+    return (void *)(a | ((uintptr_t)(atomic_load_explicit(&t->gen, memory_order_relaxed)
+                                      & 0xffffu)
+                         << CW__TAG_SHIFT));
+#else
+    return (void *)(uintptr_t)t;
+#endif
+}
+
+/* The block of a handle, unchecked (internal uses). */
+static inline cw__task *cw__task_of_handle(const void *h)
+{
+#ifdef CW__TAG_SHIFT
+    return (cw__task *)((uintptr_t)h & ~CW__TAG_MASK);
+#else
+    return (cw__task *)(uintptr_t)h;
+#endif
+}
+
 static inline cw__task *cw__task_of_waker(const cw_waker *w)
 {
-    return (cw__task *)(uintptr_t)w;
+    return cw__task_of_handle(w);
 }
 
 static inline cw__task *cw__task_of_join(const cw_join *j)
 {
-    return (cw__task *)(uintptr_t)j;
+    return cw__task_of_handle(j);
+}
+
+#ifdef CW_CHECKED
+/* The checked build's test of a handle the user passed to `call`: aborts
+ * (one line naming the call and the handle) when its block is free or
+ * holds another task (see "handles" above). (checked.c) */
+void cw__handle_check(const void *h, const cw__task *t, const char *call, bool join);
+#endif
+
+/* The block of a waker the user passed to `call`; in the checked build,
+ * checked first (cw__handle_check()). */
+static inline cw__task *cw__waker_task(const cw_waker *w, const char *call)
+{
+    cw__task *t = cw__task_of_waker(w);
+#ifdef CW_CHECKED
+    cw__handle_check(w, t, call, false);
+#else
+    (void)call;
+#endif
+    return t;
 }
 
 /* The block of a join handle the user passed to `call`. The checked
  * build (CW_CHECKED) aborts, naming the call and the handle, when the
- * block no longer has a handle: it was freed (a second cw_join_free(),
- * or a use after it) while the task lives on, or the block went back to
- * its slab. (A block reused by a new task with a handle of its own is
- * not told apart.) Off the poll path: the join functions only. */
+ * block is free or holds another task (cw__handle_check()), or no longer
+ * has a handle: it was freed (a second cw_join_free(), or a use after
+ * it) while the task lives on. Off the poll path: the join functions
+ * only. */
 static inline cw__task *cw__join_task(const cw_join *j, const char *call)
 {
     cw__task *t = cw__task_of_join(j);
 #ifdef CW_CHECKED
+    cw__handle_check(j, t, call, true);
     if ((t->flags & (CW__T_HAS_JOIN | CW__T_FREE)) != CW__T_HAS_JOIN)
         cw__misuse_abort(call, j, "join handle already freed (freed twice, or used after "
                                   "cw_join_free())");

@@ -1,7 +1,9 @@
 /*
  * waker.c - wakers, the remote inbox and the notification fd.
  *
- * A cw_waker * is the task block itself; a clone is a reference on it.
+ * A cw_waker * is the task block itself (tagged with the block's
+ * generation in the checked build: tasks.h, "handles"); a clone is a
+ * reference on it.
  *
  * On the executor thread a wake only touches the task's (plain) flags and
  * its queue. From another thread a wake pushes the task onto the shared
@@ -160,23 +162,26 @@ void cw__inbox_drain(cw_executor *ex)
 
 cw_waker *cw_cx_waker(cw_cx *cx)
 {
-    return cx && cx->task ? (cw_waker *)cx->task : NULL;
+    return cx && cx->task ? (cw_waker *)cw__handle_of(cx->task) : NULL;
 }
 
 cw_waker *cw_waker_clone(const cw_waker *w)
 {
     if (!w)
         return NULL;
-    cw__task *t = cw__task_of_waker(w);
+    cw__task *t = cw__waker_task(w, "cw_waker_clone");
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-    return (cw_waker *)t;
+#ifdef CW_CHECKED
+    atomic_fetch_add_explicit(&t->wakers, 1, memory_order_relaxed);
+#endif
+    return (cw_waker *)(uintptr_t)w;
 }
 
 void cw_waker_wake_by_ref(const cw_waker *w)
 {
     if (!w)
         return;
-    cw__task *t = cw__task_of_waker(w);
+    cw__task *t = cw__waker_task(w, "cw_waker_wake_by_ref");
     cw__shared *sh = cw__task_shared(t);
     if (!cw__on_thread(sh)) {
         wake_remote(t);
@@ -190,6 +195,35 @@ void cw_waker_wake_by_ref(const cw_waker *w)
     cw__task_wake_local(ex, t);
 }
 
+#ifdef CW_CHECKED
+/* Give back a waker clone; the checked build counts them (tasks.h,
+ * "handles"). The decrement releases, so that an after-poll check that
+ * reads 0 also sees what this thread did before (a remote wake's inbox
+ * bit: checked.c). */
+static void release_checked(cw_waker *w, const char *call)
+{
+    cw__task *t = cw__waker_task(w, call);
+    if (atomic_fetch_sub_explicit(&t->wakers, 1, memory_order_acq_rel) == 0)
+        cw__misuse_abort(call, w, "waker already released (freed or woken more times than it "
+                                  "was cloned; a waker from cw_cx_waker() is borrowed)");
+    cw__task_release(t);
+}
+
+void cw_waker_wake(cw_waker *w)
+{
+    if (!w)
+        return;
+    (void)cw__waker_task(w, "cw_waker_wake"); /* named as this call, not the next */
+    cw_waker_wake_by_ref(w);
+    release_checked(w, "cw_waker_wake");
+}
+
+void cw_waker_free(cw_waker *w)
+{
+    if (w)
+        release_checked(w, "cw_waker_free");
+}
+#else
 void cw_waker_wake(cw_waker *w)
 {
     cw_waker_wake_by_ref(w);
@@ -201,6 +235,7 @@ void cw_waker_free(cw_waker *w)
     if (w)
         cw__task_release(cw__task_of_waker(w));
 }
+#endif
 
 bool cw_waker_will_wake(const cw_waker *a, const cw_waker *b)
 {
