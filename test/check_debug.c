@@ -1,10 +1,15 @@
 /* check_debug.c - what the checked build (./configure --enable-debug:
  * CW_CHECKED) catches (issue 17, item 1), each in a fork()ed child whose
- * stderr the test reads: a join handle or a waker whose reference was
- * given back (freed twice, woken then freed, a borrowed cw_cx_waker()
- * freed, used after its block went back to its slab), and a stale handle
- * whose block was given to a new task, abort with one line naming the
- * call and the handle (lib/core/tasks.h, "handles").
+ * stderr the test reads:
+ *
+ * - a join handle or a waker whose reference was given back (freed
+ *   twice, woken then freed, a borrowed cw_cx_waker() freed, used after
+ *   its block went back to its slab), and a stale handle whose block was
+ *   given to a new task: abort with one line naming the call and the
+ *   handle (lib/core/tasks.h, "handles");
+ * - a poll that returns CW_PENDING with no wake arranged: one line naming
+ *   the poll function, and the executor goes on; no line when a wake is
+ *   arranged, whichever way (lib/core/checked.c).
  *
  * In any other build the suite is skipped (exit 77: make check says
  * SKIP), since none of this is compiled in there. */
@@ -462,6 +467,252 @@ START_TEST(correct_use_fires_no_check)
 }
 END_TEST
 
+/* ---- a poll that returns CW_PENDING with no wake arranged ----------------- */
+
+/* Global, and the suite is linked with -export-dynamic: dladdr() names it. */
+cw_poll cwdbg_never_woken_poll(void *state, cw_cx *cx);
+
+cw_poll cwdbg_never_woken_poll(void *state, cw_cx *cx)
+{
+    int *polls = *(int **)state;
+    (void)cx;
+    ++*polls;
+    return CW_PENDING;
+}
+
+static void never_woken_child(void)
+{
+    tenv env;
+    child_env(&env);
+    int polls = 0, *p = &polls;
+    cw_join *j = NULL;
+    CHILD_CHECK(cw_spawn(cw_executor_queue(env.ex, Q), cwdbg_never_woken_poll, &p, sizeof p,
+                         NULL, &j) == 0);
+    CHILD_HANDLE(j);
+    turns(&env, 4);
+    /* reported, not aborted: it stays parked, the executor goes on */
+    CHILD_CHECK(polls == 1 && cw_join_status(j) == -EAGAIN);
+    obs b = {.ready_at = 1};
+    cw_join *jb = NULL;
+    CHILD_CHECK(spawn_obs(cw_executor_queue(env.ex, Q2), &b, &jb) == 0);
+    CHILD_CHECK(cw_executor_run_until(env.ex, jb) == 0);
+    cw_join_free(jb);
+    cw_join_abort(j);
+    CHILD_CHECK(cw_join_status(j) == -ECANCELED);
+    cw_join_free(j);
+    tenv_free(&env);
+}
+
+START_TEST(pending_with_no_wake_arranged_is_reported_by_name)
+{
+    const char *err = run_child(never_woken_child, false);
+    char handle[64];
+    const char *h = strstr(err, "handle=");
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(sscanf(h, "handle=%63s", handle), 1);
+    char want[512];
+    snprintf(want, sizeof want,
+             "clockworker: poll cwdbg_never_woken_poll (task %s, queue 1) returned CW_PENDING "
+             "with no wake arranged (no waker clone held, not woken during the poll): it will "
+             "not be polled again\n",
+             handle);
+    const char *line = strstr(err, want);
+    ck_assert_msg(line != NULL, "stderr \"%s\" lacks \"%s\"", err, want);
+    ck_assert_msg(strstr(line + strlen(want), "no wake arranged") == NULL, "reported twice: %s",
+                  err);
+}
+END_TEST
+
+/* Not in the dynamic symbol table: the address, and the object and the
+ * offset in it (for addr2line). */
+static cw_poll hidden_poll(void *state, cw_cx *cx)
+{
+    (void)state;
+    (void)cx;
+    return CW_PENDING;
+}
+
+static void hidden_child(void)
+{
+    tenv env;
+    child_env(&env);
+    CHILD_CHECK(cw_spawn(cw_executor_queue(env.ex, Q2), hidden_poll, NULL, 0, NULL, NULL) == 0);
+    turns(&env, 2);
+    fprintf(stderr, "fn=%p\n", (void *)(uintptr_t)hidden_poll);
+    tenv_free(&env);
+}
+
+START_TEST(pending_report_of_an_unnamed_poll_gives_its_address)
+{
+    const char *err = run_child(hidden_child, false);
+    const char *f = strstr(err, "fn=");
+    ck_assert_ptr_nonnull(f);
+    char fn[64];
+    ck_assert_int_eq(sscanf(f, "fn=%63s", fn), 1);
+    char want[128];
+    snprintf(want, sizeof want, "clockworker: poll %s (", fn);
+    ck_assert_msg(strstr(err, want) != NULL, "stderr \"%s\" lacks \"%s\"", err, want);
+    ck_assert_msg(strstr(err, "check_debug+0x") != NULL, "no object+offset: %s", err);
+    ck_assert_msg(strstr(err, ", queue 2) returned CW_PENDING with no wake arranged") != NULL,
+                  "stderr: %s", err);
+}
+END_TEST
+
+/* Each way a wake can be arranged, in a task that ends at its second
+ * poll: no line. */
+enum mode {
+    M_CLONE,       /* keeps a clone of its waker (the user's own) */
+    M_SELF_WAKE,   /* cw_waker_wake_by_ref() of its own waker */
+    M_SLEEP,       /* cw_sleep */
+    M_FDWAIT,      /* cw_fdwait */
+    M_JOIN,        /* cw_join_poll() on a running task */
+    M_NOTIFY,      /* a sync waiter (cw_notify) */
+    M_REMOTE_WAKE, /* a clone woken and released on another thread during
+                      the poll: on the inbox, no clone left */
+    M_COUNT
+};
+
+static const char *const mode_names[M_COUNT] = {"clone",  "self-wake", "sleep",      "fdwait",
+                                                "join",   "notify",    "remote wake"};
+
+typedef struct arranger {
+    enum mode mode;
+    int polls;
+    cw_waker *w;
+    cw_sleep sleep;
+    cw_fdwait fdw;
+    cw_join *other;
+    cw_notify *n;
+    cw_notify_wait nw;
+} arranger;
+
+static cw_poll arranger_poll(void *state, cw_cx *cx)
+{
+    arranger *a = *(arranger **)state;
+    if (++a->polls == 2)
+        return CW_READY;
+    switch (a->mode) {
+    case M_CLONE:
+        a->w = cw_waker_clone(cw_cx_waker(cx));
+        break;
+    case M_SELF_WAKE:
+        cw_waker_wake_by_ref(cw_cx_waker(cx));
+        break;
+    case M_SLEEP:
+        CHILD_CHECK(cw_sleep_poll(&a->sleep, cx) == CW_PENDING);
+        break;
+    case M_FDWAIT:
+        CHILD_CHECK(cw_fdwait_poll(&a->fdw, cx) == CW_PENDING);
+        break;
+    case M_JOIN:
+        CHILD_CHECK(cw_join_poll(a->other, cx) == CW_PENDING);
+        break;
+    case M_NOTIFY:
+        CHILD_CHECK(cw_notify_wait_poll(&a->nw, cx) == CW_PENDING);
+        break;
+    case M_REMOTE_WAKE: {
+        pthread_t th;
+        CHILD_CHECK(pthread_create(&th, NULL, wake_main, cw_waker_clone(cw_cx_waker(cx))) == 0);
+        pthread_join(th, NULL);
+        break;
+    }
+    default:
+        break;
+    }
+    return CW_PENDING;
+}
+
+static enum mode g_mode;
+
+static void arranged_child(void)
+{
+    tenv env;
+    child_env(&env);
+    cw_queue *q = cw_executor_queue(env.ex, Q);
+    arranger a = {.mode = g_mode}, *ap = &a;
+    int fds[2] = {-1, -1};
+    cw_waker *other_w = NULL;
+    obs other = {.keep = &other_w};
+    switch (g_mode) {
+    case M_SLEEP:
+        cw_sleep_init(&a.sleep, 1000);
+        break;
+    case M_FDWAIT:
+        CHILD_CHECK(pipe(fds) == 0);
+        cw_fdwait_init(&a.fdw, fds[0], CW_FD_READ);
+        break;
+    case M_JOIN:
+        CHILD_CHECK(spawn_obs(cw_executor_queue(env.ex, Q2), &other, &a.other) == 0);
+        break;
+    case M_NOTIFY:
+        CHILD_CHECK(cw_notify_new(&a.n) == 0);
+        cw_notify_wait_init(&a.nw, a.n);
+        break;
+    default:
+        break;
+    }
+    cw_join *j = NULL;
+    CHILD_CHECK(cw_spawn(q, arranger_poll, &ap, sizeof ap, NULL, &j) == 0);
+    turns(&env, 3);
+    /* the arranged wake */
+    switch (g_mode) {
+    case M_CLONE:
+        CHILD_CHECK(a.polls == 1);
+        cw_waker_wake(a.w);
+        break;
+    case M_SLEEP:
+        CHILD_CHECK(a.polls == 1);
+        env.clk.now += 2000;
+        break;
+    case M_FDWAIT:
+        CHILD_CHECK(a.polls == 1);
+        CHILD_CHECK(write(fds[1], "x", 1) == 1);
+        break;
+    case M_JOIN:
+        CHILD_CHECK(a.polls == 1);
+        cw_join_abort(a.other); /* it ends: its awaiter is woken */
+        break;
+    case M_NOTIFY:
+        CHILD_CHECK(a.polls == 1);
+        cw_notify_one(a.n);
+        break;
+    default: /* woken during its poll */
+        break;
+    }
+    CHILD_CHECK(cw_executor_run_until(env.ex, j) == 0);
+    CHILD_CHECK(a.polls == 2);
+    cw_join_free(j);
+    switch (g_mode) {
+    case M_SLEEP:
+        cw_sleep_drop(&a.sleep);
+        break;
+    case M_FDWAIT:
+        cw_fdwait_drop(&a.fdw);
+        close(fds[0]);
+        close(fds[1]);
+        break;
+    case M_JOIN:
+        cw_join_free(a.other);
+        cw_waker_free(other_w);
+        break;
+    case M_NOTIFY:
+        cw_notify_wait_drop(&a.nw);
+        cw_notify_free(a.n);
+        break;
+    default:
+        break;
+    }
+    tenv_free(&env);
+}
+
+START_TEST(pending_with_a_wake_arranged_is_not_reported)
+{
+    g_mode = (enum mode)_i;
+    const char *err = run_child(arranged_child, false);
+    ck_assert_msg(strstr(err, "clockworker:") == NULL, "%s: stderr: %s", mode_names[_i], err);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("debug");
@@ -481,6 +732,11 @@ static Suite *suite(void)
     tcase_add_test(tw, waker_of_a_reused_block_aborts_as_stale);
     tcase_add_test(tw, correct_use_fires_no_check);
     suite_add_tcase(s, tw);
+    TCase *tp = tcase_create("pending");
+    tcase_add_test(tp, pending_with_no_wake_arranged_is_reported_by_name);
+    tcase_add_test(tp, pending_report_of_an_unnamed_poll_gives_its_address);
+    tcase_add_loop_test(tp, pending_with_a_wake_arranged_is_not_reported, 0, M_COUNT);
+    suite_add_tcase(s, tp);
     return s;
 }
 

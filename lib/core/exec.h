@@ -185,6 +185,13 @@ static inline void cw__task_wake_local(cw_executor *ex, cw__task *t)
         cw__task_enqueue(ex, t);
 }
 
+#ifdef CW_CHECKED
+/* The checked build, after a poll that returned CW_PENDING and was not
+ * woken during it: one line on stderr if no wake is arranged either (no
+ * waker clone outstanding, no remote wake on its way). (checked.c) */
+void cw__checked_pending(const cw_executor *ex, const cw__task *t);
+#endif
+
 /* ---- timers (time.c) ----------------------------------------------------- */
 void cw__timers_fire(cw_executor *ex, uint64_t now); /* wake sleeps due at now */
 void cw__executor_timers(cw_executor *ex);           /* the loop's timer fired */

@@ -412,6 +412,9 @@ run_slice_impl(cw_executor *ex, cw_queue *q, uint64_t *now, uint32_t *polls_left
             cw__task_end(ex, t, 0);
         } else {
             t->flags = (uint16_t)(f & ~CW__T_RUNNING);
+#ifdef CW_CHECKED
+            cw__checked_pending(ex, t); /* no wake arranged? (checked.c) */
+#endif
         }
 
         if (atomic_load_explicit(&sh->inbox, memory_order_relaxed))
