@@ -13,6 +13,30 @@
  * wake arranged is never polled again (it stays alive until aborted or the
  * executor is freed).
  *
+ * Debug build. With ./configure --enable-debug (the checked build), a
+ * poll that returns ::CW_PENDING with no wake arranged is reported on
+ * stderr, one line naming the poll function, the task (its join handle's
+ * value) and the queue:
+ *
+ *     clockworker: poll my_poll (task 0x..., queue 1) returned CW_PENDING
+ *     with no wake arranged (no waker clone held, not woken during the
+ *     poll): it will not be polled again
+ *
+ * "No wake arranged" is exact: no clone of the task's waker is held
+ * anywhere, on any thread (every leaf future of the library holds one
+ * while it waits), the task did not wake itself during the poll, and no
+ * wake from another thread is on its way. Since a task is polled again
+ * only through a wake, such a task hangs for certain; it is reported,
+ * not aborted, because it may be parked on purpose until cw_join_abort()
+ * or cw_executor_free() ends it (a task that means to can keep a clone of
+ * its waker, which silences the report). The name comes from dladdr():
+ * a function the dynamic linker does not know (static, or in a program
+ * not linked with -rdynamic) is given as its address, with the object
+ * and the offset for addr2line. A waker borrowed from cw_cx_waker() and
+ * kept past the poll without a clone (a misuse) does not count.
+ * In other builds none of this is compiled in (the poll loop is the same
+ * code).
+ *
  * Copy or in place. cw_spawn() copies a state the caller built, so that
  * state must not point into itself: a leaf future initialised before the
  * spawn that keeps a pointer to another field of the state (the output
@@ -85,6 +109,7 @@ typedef void (*cw_drop_fn)(void *state);
  * Executor thread only; may be called from inside a task's poll (the new
  * task runs in a later turn of its queue, never inside this call).
  * Allocation: none in steady state. The task's block (a 48-byte header,
+ * 64 in the checked build (--enable-debug),
  * the state, and 8 bytes each for a drop function, a join handle and,
  * with histograms on, a timestamp) is carved from a slab of blocks of its
  * 16-byte size class; states over ~1 KiB get an allocation of their own.

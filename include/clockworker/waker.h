@@ -19,6 +19,30 @@
  *
  * Cost: clone and free are one atomic increment/decrement; a wake on the
  * executor thread is a few instructions and no allocation.
+ *
+ * Debug build. With ./configure --enable-debug (the checked build) every
+ * function here but cw_waker_will_wake() checks its waker, and a misuse
+ * writes one line naming the call and the waker to stderr, then aborts:
+ *
+ *     clockworker: cw_waker_free(0x...): waker already released (...)
+ *
+ * Caught: a cw_waker_free() or cw_waker_wake() beyond the clones taken of
+ * that task (a clone freed twice, woken then freed, or the borrowed
+ * waker of cw_cx_waker() freed); any use of a waker whose task has ended
+ * and whose last reference is gone ("waker already released"); any use
+ * of a waker whose task's memory now holds a new task ("stale waker": a
+ * waker in that build carries a generation, and cw_waker_will_wake()
+ * tells it from the new task's). Not caught: a clone freed twice while
+ * another clone of the same task is still held (the count cannot tell
+ * whose reference went: the call that gives back the last one aborts,
+ * later than the mistake); a freed waker used while its task lives (the
+ * task's memory is still referenced; the wake works); a waker kept across
+ * 65,536 reuses of its task's memory (the generation wraps); a waker
+ * whose memory was returned to the allocator (a state over ~1 KiB, or an
+ * emptied slab: the check then reads freed memory, which ASan and
+ * valgrind report). The generation lives in the pointer's top 16 bits on
+ * x86-64 and arm64 (a waker is opaque: never dereference it); elsewhere
+ * only "already released" is caught. Other builds check nothing here.
  */
 #ifndef CLOCKWORKER_WAKER_H
 #define CLOCKWORKER_WAKER_H
