@@ -169,6 +169,29 @@ static inline uint64_t *cw__task_stamp(const cw__task *t)
     return (uint64_t *)(void *)cw__task_slot(t, CW__T_X_STAMP);
 }
 
+/*
+ * Whether a live task that is not running has a wake arranged: it is
+ * queued (SCHEDULED) or was woken during its poll (NOTIFIED); a remote
+ * wake or a pending abort holds it in the inbox (REF_INBOX); or somebody
+ * holds a clone of its waker, which is how every leaf future waits
+ * (cw_sleep, cw_fdwait, cw_join_poll, the sync.h waits, the bev waits:
+ * each keeps a clone while registered), and how a user's own code does.
+ * The references that are not waker clones: the executor's (while the
+ * task lives), its join handle's (HAS_JOIN) and the inbox's. The waker a
+ * poll borrows (cw_cx_waker()) is no reference. False: nothing will ever
+ * poll the task again (a poll that returned CW_PENDING without arranging
+ * a wake). Executor thread; reads refs once (a clone made or freed on
+ * another thread meanwhile may change the answer). O(1).
+ */
+static inline bool cw__task_wake_arranged(const cw__task *t)
+{
+    unsigned r = atomic_load_explicit(&t->refs, memory_order_relaxed);
+    if ((r & CW__REF_INBOX) || (t->flags & (CW__T_SCHEDULED | CW__T_NOTIFIED)))
+        return true;
+    unsigned own = 1u + !!(t->flags & CW__T_HAS_JOIN);
+    return CW__REF_COUNT(r) > own;
+}
+
 /* -EAGAIN until DONE, then 0, CW_EPANIC or -ECANCELED. */
 static inline int cw__task_status(const cw__task *t)
 {
