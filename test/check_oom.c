@@ -517,6 +517,62 @@ START_TEST(executor_new_fails_cleanly_at_every_allocation)
 }
 END_TEST
 
+/* With the stall watchdog: its state is one more allocation, made last;
+ * a failure there undoes the rest (no thread is left running: the
+ * thread count of the process is back). */
+static int threads_now(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+START_TEST(executor_new_with_a_stall_watchdog_fails_cleanly_at_every_allocation)
+{
+    oom_begin();
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    cw_config *cfg = cw_config_new();
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(cw_config_add_queue(cfg, 0, 1), 0);
+    ck_assert_int_eq(cw_config_set_stall_threshold(cfg, CW_STALL_WATCHDOG_MIN_NS), 0);
+    ck_assert_int_eq(cw_config_set_stall_watchdog(cfg, true), 0);
+
+    int fds = open_fds(), threads = threads_now();
+    long cw_blocks = live(OWN_CW), ev_blocks = live(OWN_EV);
+    cw_executor *ex;
+    oom_arm(-1, false);
+    ck_assert_int_eq(cw_executor_new(base, cfg, &ex), 0);
+    long sites = oom_attempts();
+    ck_assert_int_eq(threads_now(), threads + 1);
+    cw_executor_free(ex);
+    ck_assert_int_eq(threads_now(), threads);
+
+    for (int persist = 0; persist <= 1; persist++)
+        for (long n = 0; n < sites; n++) {
+            oom_arm(n, persist);
+            int rc = cw_executor_new(base, cfg, &ex);
+            oom_off();
+            ck_assert_msg(rc == -ENOMEM, "allocation %ld: %s", n, cw_strerror(rc));
+            ck_assert_ptr_null(ex);
+            ck_assert_int_eq(live(OWN_CW), cw_blocks);
+            ck_assert_int_eq(live(OWN_EV), ev_blocks);
+            ck_assert_int_eq(open_fds(), fds);
+            ck_assert_int_eq(threads_now(), threads);
+        }
+    report_sites("cw_executor_new (stall watchdog)", sites, sites, 0);
+    cw_config_free(cfg);
+    event_base_free(base);
+    oom_end();
+}
+END_TEST
+
 /* ---- spawning ------------------------------------------------------------- */
 
 /* The first spawn on a fresh executor makes the most allocations: the task
@@ -1190,6 +1246,7 @@ static Suite *suite(void)
     tcase_add_test(tc, config_new_returns_null_at_every_allocation_and_leaks_nothing);
     tcase_add_test(tc, config_add_queue_growth_fails_with_enomem_and_leaves_config_unchanged);
     tcase_add_test(tc, executor_new_fails_cleanly_at_every_allocation);
+    tcase_add_test(tc, executor_new_with_a_stall_watchdog_fails_cleanly_at_every_allocation);
     tcase_add_test(tc, spawn_fails_cleanly_at_every_allocation_and_executor_stays_usable);
     tcase_add_test(tc, spawn_reuses_a_freed_block_without_allocating);
     tcase_add_test(tc, sleep_poll_out_of_memory_never_loses_the_wake);

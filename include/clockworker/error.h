@@ -40,14 +40,14 @@ extern "C" {
     XX(ECANCELED, -ECANCELED, "task cancelled")                             \
     XX(ESHUTDOWN, -ESHUTDOWN, "executor is shutting down")                  \
     XX(EAGAIN, -EAGAIN, "not ready yet (task running, channel full or empty)") \
-    XX(EBUSY, -EBUSY, "busy (executor inside a task, or already awaited)")  \
+    XX(EBUSY, -EBUSY, "busy (executor inside a task, already awaited, or signal in use)") \
     XX(EPIPE, -EPIPE, "peer closed")                                        \
     XX(EIO, -EIO, "event loop failed")                                      \
     XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                  \
     XX(EMSGSIZE, -EMSGSIZE, "message too long")                             \
     XX(EALREADY, -EALREADY, "already done (request replied)")               \
     XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                 \
-    XX(ENOTSUP, -ENOTSUP, "not supported (embed host without run_once)")    \
+    XX(ENOTSUP, -ENOTSUP, "not supported (embed host without run_once, or no backtrace(3))") \
     XX(EOVERFLOW, -EOVERFLOW, "count would overflow (semaphore permits)")   \
     XX(EPERM, -EPERM, "not the executor's thread (or, from "               \
                       "cw_executor_new_uring(), io_uring not permitted)")   \

@@ -138,6 +138,9 @@ struct cw_executor_stats {
                                    latency target
                                    (cw_config_set_queue_latency()),
                                    however the round then ended */
+    uint64_t stalls;          /**< polls that ran longer than the stall
+                                   threshold (cw_config_set_stall_threshold();
+                                   0 while the detector is off) */
 };
 
 /** Why a slice ended: the reason given to cw_hooks::slice_end and counted
@@ -205,6 +208,8 @@ struct cw_queue_stats {
                                    had none) to the start of its first slice
                                    after that (ns) — how long EEVDF made a
                                    woken queue wait */
+    uint64_t stalls;          /**< polls of its tasks that ran longer than
+                                   the stall threshold */
 };
 
 /**
@@ -277,6 +282,16 @@ typedef struct cw_hooks {
     void (*slice_start)(void *arg, cw_queue *q);
     /** q's slice ended after ns (executor clock), for reason. */
     void (*slice_end)(void *arg, cw_queue *q, uint64_t ns, cw_slice_end reason);
+    /** A poll of the task ran ns (executor clock), longer than the stall
+     *  threshold (cw_config_set_stall_threshold()); called right after its
+     *  poll_end. stack: when the watchdog (cw_config_set_stall_watchdog())
+     *  caught the poll while it ran, the executor thread's stack then, as
+     *  its report shows it: return addresses as backtrace(3) gives them,
+     *  innermost first, from the kernel's signal trampoline on (pass them
+     *  to backtrace_symbols(3) or dladdr(3)), depth entries; NULL and 0
+     *  otherwise. The array lives for the call only. */
+    void (*stall)(void *arg, cw_queue *q, void *state, uint64_t ns, void *const *stack,
+                  int depth);
 } cw_hooks;
 
 /**
@@ -285,6 +300,103 @@ typedef struct cw_hooks {
  * @return 0; -EINVAL if cfg is NULL.
  */
 CW_EXTERN int cw_config_set_hooks(cw_config *cfg, const cw_hooks *hooks, void *arg);
+
+/** Shortest stall threshold the watchdog accepts: 1 ms. */
+#define CW_STALL_WATCHDOG_MIN_NS 1000000ull
+
+/**
+ * The stall detector: report polls that run longer than ns.
+ *
+ * A poll that does not return blocks every task of the executor, and
+ * libevent with them: a blocking call, a loop that forgot
+ * cw_should_yield(), a lock another thread holds. With a threshold set,
+ * every poll that runs longer is reported once it returns: counted in
+ * ::cw_executor_stats and ::cw_queue_stats (stalls), passed to the stall
+ * hook (::cw_hooks), and written as one line to the stall log (stderr
+ * unless cw_config_set_stall_log() says otherwise):
+ *
+ * @verbatim
+   clockworker: stall: queue ID, task STATE, poll NAME: ran MS ms (threshold MS ms)
+   @endverbatim
+ *
+ * STATE is the task's state pointer (as the hooks name tasks), NAME the
+ * poll function: its symbol when dladdr(3) finds an exported one; else
+ * OBJECT+0xOFFSET, which `addr2line -e OBJECT OFFSET` turns into a file
+ * and line; else its address. Times are milliseconds with three
+ * decimals. The duration is the one the stats measure, by the executor's
+ * clock: an injected clock (cw_config_set_clock()) drives the detector
+ * too.
+ *
+ * Cost: off (the default), nothing: the lean poll loop that the executor
+ * runs without hooks, histograms or catch_panics is unchanged. On, one
+ * compare per poll, and the lean loop is off (bench/overhead shows the
+ * instructions per poll of both).
+ *
+ * @param cfg the config.
+ * @param ns  the threshold; 0 turns the detector off (the default).
+ *            Values beyond 2^62 ns act as 2^62 ns.
+ * @return 0; -EINVAL if cfg is NULL, or if the watchdog is on and ns is
+ *         below ::CW_STALL_WATCHDOG_MIN_NS (0 included: turn the watchdog
+ *         off first). On error the config is unchanged.
+ */
+CW_EXTERN int cw_config_set_stall_threshold(cw_config *cfg, uint64_t ns);
+
+/**
+ * The stall watchdog: catch a stalled poll while it still runs, and
+ * report where the executor thread is stuck.
+ *
+ * Each executor built from cfg gets a thread that looks at the poll in
+ * progress every threshold/4. When one has run past the threshold, it
+ * sends the real-time signal SIGRTMAX - 1 to the executor thread, whose
+ * handler (the library's) takes the stack with backtrace(3), and writes
+ * to the stall log while the poll still runs, so a poll that never
+ * returns is reported too:
+ *
+ * @verbatim
+   clockworker: stall: queue ID, task STATE, poll NAME: running for MS ms (threshold MS ms), stack:
+     #0 LINE OF backtrace_symbols(3)
+     ...
+   @endverbatim
+ *
+ * The first frames are the signal's (the handler itself is left out: #0
+ * is the kernel's return trampoline), then the code the poll is stuck
+ * in. The time is a lower bound: how long the watchdog has seen the poll
+ * run, by CLOCK_MONOTONIC whatever the executor's clock. The stack is
+ * also given to the stall hook after the poll returns, and that poll's
+ * line (see cw_config_set_stall_threshold()) follows as usual.
+ *
+ * The signal: its handler is installed at the first executor with a
+ * watchdog, where the default disposition is in place, and never removed.
+ * A system call the poll is blocked in sees the signal: read(2) and the
+ * like restart (SA_RESTART), but poll(2), nanosleep(2) and others return
+ * EINTR, as with any signal. A thread that blocks the signal gets no
+ * stack (the log says so after 100 ms).
+ *
+ * Cost: a few instructions and two atomic stores per poll on the
+ * executor thread; the watchdog wakes every threshold/4 while polls run,
+ * and sleeps while the executor is idle.
+ *
+ * @param cfg the config.
+ * @param on  true: every executor built from cfg starts a watchdog, and
+ *            cw_executor_new() fails with -EBUSY when the program has a
+ *            handler of its own for SIGRTMAX - 1, and with -ENOMEM when
+ *            the thread cannot be started. Off by default.
+ * @return 0; -EINVAL if cfg is NULL, or on is true and the threshold is
+ *         below ::CW_STALL_WATCHDOG_MIN_NS (set the threshold first);
+ *         -ENOTSUP if this build has no backtrace(3). On error the config
+ *         is unchanged.
+ */
+CW_EXTERN int cw_config_set_stall_watchdog(cw_config *cfg, bool on);
+
+/**
+ * Where stall reports are written: stderr by default; NULL writes none
+ * (the counters and the hook still see every stall). The executor thread
+ * writes the report after a poll, the watchdog thread the one it takes
+ * while a poll runs (stdio locks the stream; each report is flushed). f
+ * must stay open while executors built from cfg live.
+ * @return 0; -EINVAL if cfg is NULL.
+ */
+CW_EXTERN int cw_config_set_stall_log(cw_config *cfg, FILE *f);
 
 #ifdef __cplusplus
 }

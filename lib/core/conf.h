@@ -5,6 +5,8 @@
 #ifndef CW_CORE_CONF_H
 #define CW_CORE_CONF_H
 
+#include <stdio.h>
+
 #include "util.h"
 
 /* ---- config ------------------------------------------------------------- */
@@ -33,6 +35,9 @@ struct cw_config {
     bool has_hooks;
     cw_hooks hooks;
     void *hooks_arg;
+    uint64_t stall_ns;       /* stall threshold; 0: no stall detector */
+    bool stall_watchdog;     /* and its watchdog thread */
+    FILE *stall_log;         /* where stall reports go (stderr); NULL: none */
 };
 
 struct cw__qdef *cw__config_find(const cw_config *cfg, uint32_t id);

@@ -1,6 +1,7 @@
 /* config.c - the settings an executor is built from. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ cw_config *cw_config_new(void)
     cfg->driver_yield_ns = CW_DEFAULT_DRIVER_YIELD_NS;
     cfg->max_polls_per_yield = CW_DEFAULT_MAX_POLLS_PER_YIELD;
     cfg->no_histograms = true;
+    cfg->stall_log = stderr;
     return cfg;
 }
 
@@ -133,5 +135,33 @@ int cw_config_set_hooks(cw_config *cfg, const cw_hooks *hooks, void *arg)
     else
         memset(&cfg->hooks, 0, sizeof cfg->hooks);
     cfg->hooks_arg = hooks ? arg : NULL;
+    return 0;
+}
+
+int cw_config_set_stall_threshold(cw_config *cfg, uint64_t ns)
+{
+    if (!cfg || (cfg->stall_watchdog && ns < CW_STALL_WATCHDOG_MIN_NS))
+        return -EINVAL;
+    cfg->stall_ns = ns < CW__MAX_SPAN_NS ? ns : CW__MAX_SPAN_NS;
+    return 0;
+}
+
+int cw_config_set_stall_watchdog(cw_config *cfg, bool on)
+{
+    if (!cfg || (on && cfg->stall_ns < CW_STALL_WATCHDOG_MIN_NS))
+        return -EINVAL;
+#ifndef HAVE_BACKTRACE
+    if (on)
+        return -ENOTSUP;
+#endif
+    cfg->stall_watchdog = on;
+    return 0;
+}
+
+int cw_config_set_stall_log(cw_config *cfg, FILE *f)
+{
+    if (!cfg)
+        return -EINVAL;
+    cfg->stall_log = f;
     return 0;
 }

@@ -7,6 +7,7 @@
 #define CW_CORE_EXEC_H
 
 #include <setjmp.h>
+#include <stdio.h>
 
 #include "clock.h"
 #include "conf.h"
@@ -30,6 +31,7 @@ struct cw_queue {
     uint64_t poll_est;         /* its polls' recent length (round budget) */
     cw_hist queue_delay_ns;
     cw_hist service_delay_ns;
+    uint64_t stalls;           /* polls past the stall threshold */
 };
 
 struct cw_cx {
@@ -75,8 +77,12 @@ struct cw_executor {
                                   indexes it); then their idle counts */
     bool catch_panics;
     bool hist_on;              /* histograms kept */
-    bool plain;                /* no hooks, no histograms, no catch_panics:
-                                  the poll loop's lean copy (executor.c) */
+    bool plain;                /* no hooks, no histograms, no catch_panics,
+                                  no stall detector: the poll loop's lean
+                                  copy (executor.c) */
+    uint64_t stall_ns;         /* a longer poll is a stall; UINT64_MAX: off */
+    FILE *stall_log;           /* where stall reports go; NULL: nowhere */
+    struct cw__watchdog *wd;   /* the stall watchdog (stall.c), or NULL */
     uint64_t (*now_ns)(void *);
     void *clock_arg;
     const cw_hooks *hooks;     /* &hooks_copy, or NULL: no hooks */
@@ -191,6 +197,21 @@ static inline void cw__task_wake_local(cw_executor *ex, cw__task *t)
  * waker clone outstanding, no remote wake on its way). (checked.c) */
 void cw__checked_pending(const cw_executor *ex, const cw__task *t);
 #endif
+
+/* ---- the stall detector (stall.c) ---------------------------------------- */
+/* Start the watchdog of a new executor (cfg->stall_watchdog): 0, -EBUSY
+ * (the signal has the program's handler), -ENOMEM. Stopped (the thread
+ * joined) by cw__watchdog_stop(), which cw_executor_free() calls. */
+int cw__watchdog_start(cw_executor *ex, const cw_config *cfg);
+void cw__watchdog_stop(cw_executor *ex);
+/* The poll loop around each poll while a watchdog runs: the poll in
+ * progress is published, then cleared. */
+void cw__watchdog_begin(struct cw__watchdog *wd, const cw_queue *q, const cw__task *t);
+void cw__watchdog_end(struct cw__watchdog *wd);
+/* The watchdog sleeps until the next poll (tests wait for it). */
+bool cw__watchdog_parked(const cw_executor *ex);
+/* A poll of t ran ns, past the threshold: count, hook, log. Cold. */
+void cw__stall(cw_executor *ex, cw_queue *q, cw__task *t, uint64_t ns);
 
 /* ---- timers (time.c) ----------------------------------------------------- */
 void cw__timers_fire(cw_executor *ex, uint64_t now); /* wake sleeps due at now */

@@ -97,7 +97,9 @@ int cw__executor_new(const cw_config *cfg, cw_executor **out)
         ex->hooks = &ex->hooks_copy;
         ex->hooks_arg = cfg->hooks_arg;
     }
-    ex->plain = !ex->hooks && !ex->hist_on && !ex->catch_panics;
+    ex->stall_ns = cfg->stall_ns ? cfg->stall_ns : UINT64_MAX;
+    ex->stall_log = cfg->stall_log;
+    ex->plain = !ex->hooks && !ex->hist_on && !ex->catch_panics && !cfg->stall_ns;
     if (cfg->now_ns) {
         ex->now_ns = cfg->now_ns;
         ex->clock_arg = cfg->clock_arg;
@@ -160,6 +162,8 @@ int cw__executor_new(const cw_config *cfg, cw_executor **out)
     ex->shared = sh;
     if ((err = cw__notify_open(sh)) < 0)
         goto fail;
+    if (cfg->stall_watchdog && (err = cw__watchdog_start(ex, cfg)) < 0)
+        goto fail;
     *out = ex;
     return 0;
 
@@ -196,6 +200,7 @@ void cw_executor_free(cw_executor *ex)
         return;
     }
     ex->freeing = true;
+    cw__watchdog_stop(ex);
 
     /* Close the inbox; the references it held go. */
     cw__task *t = atomic_exchange(&ex->shared->inbox, CW__INBOX_CLOSED);
@@ -369,10 +374,14 @@ run_slice_impl(cw_executor *ex, cw_queue *q, uint64_t *now, uint32_t *polls_left
         }
         ex->poll_start = t0;
         ex->cx.task = t;
+        if (!plain && ex->wd)
+            cw__watchdog_begin(ex->wd, q, t);
         if (!plain && ex->catch_panics)
             panicked = poll_catching(ex, t, &res);
         else
             res = t->poll(t->state, &ex->cx);
+        if (!plain && ex->wd)
+            cw__watchdog_end(ex->wd);
         ex->cx.task = NULL;
 
         uint64_t t1 = cw__now(ex);
@@ -389,8 +398,11 @@ run_slice_impl(cw_executor *ex, cw_queue *q, uint64_t *now, uint32_t *polls_left
         int64_t past_end = (int64_t)(t1 - ex->slice_end);
         if (past_end > 0 && (int64_t)(t0 - ex->slice_end) < 0)
             ex->stats.polls_overrun++;
-        if (!plain)
+        if (!plain) {
             CW__HOOK(ex, poll_end, q, t->state, dt, panicked ? CW_EPANIC : (int)res);
+            if (__builtin_expect(dt > ex->stall_ns, 0))
+                cw__stall(ex, q, t, dt);
+        }
 
         uint16_t f = t->flags;
         if (!panicked && res != CW_READY && (f & (CW__T_CANCEL | CW__T_NOTIFIED)) == CW__T_NOTIFIED) {

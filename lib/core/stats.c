@@ -72,6 +72,7 @@ int cw_queue_stats(const cw_queue *q, struct cw_queue_stats *out)
     memcpy(out->slices_ended, q->slices_ended, sizeof out->slices_ended);
     out->queue_delay_ns = q->queue_delay_ns;
     out->service_delay_ns = q->service_delay_ns;
+    out->stalls = q->stalls;
     out->vruntime = q->eq.vruntime;
     out->lag = cw__eevdf_lag(&q->ex->sched, &q->eq);
     return 0;

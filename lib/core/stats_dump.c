@@ -101,6 +101,7 @@ static void dump_executor(struct out *o, const struct cw_executor_stats *s)
     put_count(o, "tasks_live", s->tasks_live);
     put_count(o, "polls", s->polls);
     put_count(o, "polls_overrun", s->polls_overrun);
+    put_count(o, "stalls", s->stalls);
     put_us(o, "cpu", s->cpu_ns);
     put_count(o, "rounds", s->rounds);
     put_count(o, "driver_yields", s->driver_yields);
@@ -133,6 +134,7 @@ static void dump_queue(struct out *o, const struct cw_queue_stats *s)
     put_count(o, "tasks_cancelled", s->tasks_cancelled);
     put_count(o, "tasks_panicked", s->tasks_panicked);
     put_count(o, "polls", s->polls);
+    put_count(o, "stalls", s->stalls);
     put_us(o, "cpu", s->cpu_ns);
     put_count(o, "slices", s->slices);
     for (int r = 0; r < CW_SLICE_END_REASONS; r++) {

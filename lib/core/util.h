@@ -43,6 +43,14 @@ __attribute__((cold)) void cw__misuse(const char *call, const char *what);
 CW_NORETURN __attribute__((cold)) void cw__misuse_abort(const char *call, const void *obj,
                                                         const char *what);
 
+/* A function's name for a report (the stall detector):
+ * its symbol if dladdr(3) finds an exported one ("name", or
+ * "name+0x<off>" inside it), else "<object>+0x<offset>" (the object's
+ * base name: addr2line -e <object> <offset> gives the line), else
+ * "0x<address>"; never a space in it. Writes at most n bytes, NUL
+ * included; returns buf. Any thread (stall.c). */
+char *cw__fn_name(const void *fn, char *buf, size_t n);
+
 /* ---- allocation: every allocation in the library goes through here ---- */
 void *cw__malloc(size_t n);
 void *cw__calloc(size_t n, size_t size);
