@@ -82,6 +82,10 @@ struct cw_executor {
                                   copy (executor.c) */
     uint64_t stall_ns;         /* a longer poll is a stall; UINT64_MAX: off */
     FILE *stall_log;           /* where stall reports go; NULL: nowhere */
+    bool diag;                 /* a stall threshold: cw__poll_diag() after
+                                  each poll */
+    bool poll_wrapped;         /* catch_panics or a stall watchdog: each
+                                  poll through poll_wrapped() */
     struct cw__watchdog *wd;   /* the stall watchdog (stall.c), or NULL */
     uint64_t (*now_ns)(void *);
     void *clock_arg;
@@ -212,6 +216,9 @@ void cw__watchdog_end(struct cw__watchdog *wd);
 bool cw__watchdog_parked(const cw_executor *ex);
 /* A poll of t ran ns, past the threshold: count, hook, log. Cold. */
 void cw__stall(cw_executor *ex, cw_queue *q, cw__task *t, uint64_t ns);
+/* After a poll of t that ended at `end` and took ns, with ex->diag (out
+ * of line: see poll_wrapped() in executor.c): the stall test. */
+void cw__poll_diag(cw_executor *ex, cw_queue *q, cw__task *t, uint64_t end, uint64_t ns);
 
 /* ---- timers (time.c) ----------------------------------------------------- */
 void cw__timers_fire(cw_executor *ex, uint64_t now); /* wake sleeps due at now */

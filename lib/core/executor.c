@@ -99,7 +99,9 @@ int cw__executor_new(const cw_config *cfg, cw_executor **out)
     }
     ex->stall_ns = cfg->stall_ns ? cfg->stall_ns : UINT64_MAX;
     ex->stall_log = cfg->stall_log;
-    ex->plain = !ex->hooks && !ex->hist_on && !ex->catch_panics && !cfg->stall_ns;
+    ex->diag = cfg->stall_ns != 0;
+    ex->poll_wrapped = ex->catch_panics || cfg->stall_watchdog;
+    ex->plain = !ex->hooks && !ex->hist_on && !ex->catch_panics && !ex->diag;
     if (cfg->now_ns) {
         ex->now_ns = cfg->now_ns;
         ex->clock_arg = cfg->clock_arg;
@@ -326,6 +328,26 @@ static __attribute__((noinline)) bool poll_catching(cw_executor *ex, cw__task *t
     return false;
 }
 
+/* Poll one task with catch_panics on or a stall watchdog: the watchdog
+ * is told around the poll. Out of line, as poll_catching(): the lean
+ * poll loop's code stays what it is without them (measured: the
+ * watchdog's call inline in the full copy cost the lean copy 0.7
+ * instructions a poll). */
+static __attribute__((noinline)) bool poll_wrapped(cw_executor *ex, cw_queue *q, cw__task *t,
+                                                   cw_poll *res)
+{
+    bool panicked = false;
+    if (ex->wd)
+        cw__watchdog_begin(ex->wd, q, t);
+    if (ex->catch_panics)
+        panicked = poll_catching(ex, t, res);
+    else
+        *res = t->poll(t->state, &ex->cx);
+    if (ex->wd)
+        cw__watchdog_end(ex->wd);
+    return panicked;
+}
+
 /*
  * The budget test, after a poll (run_slice) and inside one
  * (cw_should_yield()): the round is over at `now` when one more unit of
@@ -374,14 +396,10 @@ run_slice_impl(cw_executor *ex, cw_queue *q, uint64_t *now, uint32_t *polls_left
         }
         ex->poll_start = t0;
         ex->cx.task = t;
-        if (!plain && ex->wd)
-            cw__watchdog_begin(ex->wd, q, t);
-        if (!plain && ex->catch_panics)
-            panicked = poll_catching(ex, t, &res);
+        if (!plain && ex->poll_wrapped)
+            panicked = poll_wrapped(ex, q, t, &res);
         else
             res = t->poll(t->state, &ex->cx);
-        if (!plain && ex->wd)
-            cw__watchdog_end(ex->wd);
         ex->cx.task = NULL;
 
         uint64_t t1 = cw__now(ex);
@@ -400,8 +418,8 @@ run_slice_impl(cw_executor *ex, cw_queue *q, uint64_t *now, uint32_t *polls_left
             ex->stats.polls_overrun++;
         if (!plain) {
             CW__HOOK(ex, poll_end, q, t->state, dt, panicked ? CW_EPANIC : (int)res);
-            if (__builtin_expect(dt > ex->stall_ns, 0))
-                cw__stall(ex, q, t, dt);
+            if (ex->diag)
+                cw__poll_diag(ex, q, t, t1, dt);
         }
 
         uint16_t f = t->flags;

@@ -6,11 +6,13 @@
  * names of poll functions in reports.
  *
  * After the poll. The poll loop measures every poll for the stats; its
- * non-lean copy (executor.c) compares that duration with ex->stall_ns
- * (UINT64_MAX while the detector is off) and calls cw__stall(), cold,
- * past it. The lean copy, which runs whenever there are no hooks,
- * histograms, catch_panics or stall detector, is not touched: off costs
- * nothing.
+ * non-lean copy (executor.c) calls cw__poll_diag(), which compares that
+ * duration with ex->stall_ns and calls cw__stall(), cold, past it. The
+ * lean copy, which runs whenever there are no hooks, histograms,
+ * catch_panics or stall detector, is not touched: off costs nothing
+ * (callgrind counts the same instructions per poll as before the
+ * detector). The watchdog's calls around the poll go through
+ * poll_wrapped(), out of line, for the same reason.
  *
  * The watchdog. The executor thread publishes the poll in progress in a
  * seqlock: the poll function, the task and the queue are stored while
@@ -122,6 +124,13 @@ __attribute__((cold, noinline)) void cw__stall(cw_executor *ex, cw_queue *q, cw_
             " ms (threshold " MS_FMT " ms)\n",
             q->id, (void *)t->state, name, MS_ARGS(ns), MS_ARGS(ex->stall_ns));
     fflush(ex->stall_log);
+}
+
+void cw__poll_diag(cw_executor *ex, cw_queue *q, cw__task *t, uint64_t end, uint64_t ns)
+{
+    (void)end;
+    if (__builtin_expect(ns > ex->stall_ns, 0))
+        cw__stall(ex, q, t, ns);
 }
 
 /* ---- the watchdog ------------------------------------------------------------ */
