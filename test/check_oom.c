@@ -573,6 +573,55 @@ START_TEST(executor_new_with_a_stall_watchdog_fails_cleanly_at_every_allocation)
 }
 END_TEST
 
+/* The task dump's one table (the kinds of waits): -ENOMEM, nothing
+ * written; then the same dump succeeds. */
+static cw_poll dump_sleep_poll(void *state, cw_cx *cx)
+{
+    return cw_sleep_poll(state, cx);
+}
+
+static void dump_sleep_drop(void *state)
+{
+    cw_sleep_drop(state);
+}
+
+START_TEST(dump_tasks_out_of_memory_writes_nothing)
+{
+    oom_begin();
+    tenv env;
+    tenv_init(&env, one_queue(false), 0);
+    cw_sleep s;
+    cw_sleep_init(&s, UINT64_MAX);
+    ck_assert_int_eq(cw_spawn(cw_executor_queue(env.ex, 0), dump_sleep_poll, &s, sizeof s,
+                              dump_sleep_drop, NULL),
+                     0);
+    tenv_turn(&env);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    oom_arm(-1, false);
+    ck_assert_int_eq(cw_executor_dump_tasks(env.ex, f), 0);
+    long sites = oom_attempts();
+    ck_assert_int_eq(sites, 1);
+    ck_assert(fflush(f) == 0 && len > 0 && strstr(buf, " waiting:sleep "));
+    fclose(f);
+    free(buf);
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    oom_arm(0, false);
+    ck_assert_int_eq(cw_executor_dump_tasks(env.ex, f), -ENOMEM);
+    oom_off();
+    ck_assert_int_eq(fflush(f), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(cw_executor_dump_tasks(env.ex, f), 0);
+    fclose(f);
+    free(buf);
+    tenv_free(&env);
+    oom_end();
+}
+END_TEST
+
 /* ---- spawning ------------------------------------------------------------- */
 
 /* The first spawn on a fresh executor makes the most allocations: the task
@@ -1247,6 +1296,7 @@ static Suite *suite(void)
     tcase_add_test(tc, config_add_queue_growth_fails_with_enomem_and_leaves_config_unchanged);
     tcase_add_test(tc, executor_new_fails_cleanly_at_every_allocation);
     tcase_add_test(tc, executor_new_with_a_stall_watchdog_fails_cleanly_at_every_allocation);
+    tcase_add_test(tc, dump_tasks_out_of_memory_writes_nothing);
     tcase_add_test(tc, spawn_fails_cleanly_at_every_allocation_and_executor_stays_usable);
     tcase_add_test(tc, spawn_reuses_a_freed_block_without_allocating);
     tcase_add_test(tc, sleep_poll_out_of_memory_never_loses_the_wake);

@@ -328,9 +328,11 @@ CW_EXTERN int cw_config_set_hooks(cw_config *cfg, const cw_hooks *hooks, void *a
  * too.
  *
  * Cost: off (the default), nothing: the lean poll loop that the executor
- * runs without hooks, histograms or catch_panics is unchanged. On, one
- * compare per poll, and the lean loop is off (bench/overhead shows the
- * instructions per poll of both).
+ * runs without hooks, histograms or catch_panics is unchanged, to the
+ * instruction. On, a call and a compare per poll, and the lean loop is
+ * off (as with hooks): a poll of a task that only yields takes 213
+ * instructions instead of 179 (bench/overhead --only yield, its "stall
+ * detector on" row, counted with callgrind).
  *
  * @param cfg the config.
  * @param ns  the threshold; 0 turns the detector off (the default).
@@ -372,9 +374,11 @@ CW_EXTERN int cw_config_set_stall_threshold(cw_config *cfg, uint64_t ns);
  * EINTR, as with any signal. A thread that blocks the signal gets no
  * stack (the log says so after 100 ms).
  *
- * Cost: a few instructions and two atomic stores per poll on the
- * executor thread; the watchdog wakes every threshold/4 while polls run,
- * and sleeps while the executor is idle.
+ * Cost: a call around each poll, with two atomic stores (one sequentially
+ * consistent) and a load: that yielding poll takes 273 instructions
+ * instead of the detector's 213 (bench/overhead's "stall watchdog on"
+ * row); the watchdog wakes every threshold/4 while polls run, and
+ * sleeps while the executor is idle.
  *
  * @param cfg the config.
  * @param on  true: every executor built from cfg starts a watchdog, and
@@ -397,6 +401,65 @@ CW_EXTERN int cw_config_set_stall_watchdog(cw_config *cfg, bool on);
  * @return 0; -EINVAL if cfg is NULL.
  */
 CW_EXTERN int cw_config_set_stall_log(cw_config *cfg, FILE *f);
+
+/**
+ * Keep per-task accounting for cw_executor_dump_tasks(): when each task
+ * was spawned, its polls, their total time and when its last poll ended
+ * (executor clock). Off by default: on, each task block grows by 32
+ * bytes (48 to 80 for a task with no state), and the executor leaves its
+ * lean poll loop (as with hooks) for one that updates the block after
+ * each poll: a poll of a task that only yields takes 239 instructions
+ * instead of 179 (bench/overhead's "task accounting on" rows, counted
+ * with callgrind). The dump works without it, with "-" in those
+ * columns. NULL cfg: no-op.
+ */
+CW_EXTERN void cw_config_set_task_accounting(cw_config *cfg, bool on);
+
+/**
+ * Write one line per live task (spawned, not ended) to f: for a person
+ * looking at a daemon that hangs or crawls (examples/kvd writes it on
+ * SIGUSR1), and parseable. Executor thread; a task may call it from its
+ * poll. It takes O(t log k) for t live tasks and k waiting sleeps, fd
+ * waits and joins, and allocates one table of k entries. The format
+ * (fields separated by spaces, padded; no field contains a space):
+ *
+ * @verbatim
+   clockworker tasks: N live, accounting on|off
+     task               queue state              age_us    polls  cpu_us  since_us  poll
+     0xSTATE            QUEUE STATE              AGE_US    POLLS  CPU_US  SINCE_US  NAME [NO-WAKE]
+     ...
+   @endverbatim
+ *
+ * The first two lines are the title and the column heads; then a line a
+ * task:
+ * - task: the task's state pointer in hex (as the hooks name tasks).
+ * - queue: its queue's id.
+ * - state: running: its poll is in progress (the caller's own task, or
+ *   the task the caller runs in); runnable: in its queue's FIFO; woken:
+ *   woken from another thread, not yet taken in; cancelling: aborted,
+ *   ends at the next safe point; waiting:KINDS: not runnable, KINDS
+ *   saying what holds its waker: sleep (a cw_sleep), fd (a cw_fdwait),
+ *   join (it awaits another task's join handle), several joined by '+'
+ *   (in that order), or other (a clone held elsewhere: a sync.h or
+ *   bev.h wait, the program's own code); waiting:none when nothing holds
+ *   its waker, so nothing will ever poll it again (a poll returned
+ *   ::CW_PENDING without arranging a wake): that line ends with the
+ *   flag NO-WAKE.
+ * - age_us: time since it was spawned; polls: its polls so far; cpu_us:
+ *   their total time; since_us: time since its last poll ended ("-"
+ *   before its first poll ends, and while it runs). Times are
+ *   microseconds with three decimals, by the executor's clock. All four
+ *   are "-" with task accounting off (cw_config_set_task_accounting()).
+ * - poll: its poll function, named as in the stall report (see
+ *   cw_config_set_stall_threshold()).
+ *
+ * Tasks come in no particular order; the library's own tasks (a
+ * cw_spawner's, an HTTP route's) are listed too.
+ * @return 0; -EINVAL if ex or f is NULL; -EPERM if the caller is not on
+ *         the executor thread; -ENOMEM (nothing written); -EIO if
+ *         writing failed (errno from the stream).
+ */
+CW_EXTERN int cw_executor_dump_tasks(const cw_executor *ex, FILE *f);
 
 #ifdef __cplusplus
 }

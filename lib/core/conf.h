@@ -38,6 +38,7 @@ struct cw_config {
     uint64_t stall_ns;       /* stall threshold; 0: no stall detector */
     bool stall_watchdog;     /* and its watchdog thread */
     FILE *stall_log;         /* where stall reports go (stderr); NULL: none */
+    bool task_accounting;    /* per-task accounting for the task dump */
 };
 
 struct cw__qdef *cw__config_find(const cw_config *cfg, uint32_t id);

@@ -165,3 +165,9 @@ int cw_config_set_stall_log(cw_config *cfg, FILE *f)
     cfg->stall_log = f;
     return 0;
 }
+
+void cw_config_set_task_accounting(cw_config *cfg, bool on)
+{
+    if (cfg)
+        cfg->task_accounting = on;
+}

@@ -78,12 +78,13 @@ struct cw_executor {
     bool catch_panics;
     bool hist_on;              /* histograms kept */
     bool plain;                /* no hooks, no histograms, no catch_panics,
-                                  no stall detector: the poll loop's lean
-                                  copy (executor.c) */
+                                  no stall detector, no task accounting:
+                                  the poll loop's lean copy (executor.c) */
+    bool acct_on;              /* task blocks have an X_ACCT slot */
     uint64_t stall_ns;         /* a longer poll is a stall; UINT64_MAX: off */
     FILE *stall_log;           /* where stall reports go; NULL: nowhere */
-    bool diag;                 /* a stall threshold: cw__poll_diag() after
-                                  each poll */
+    bool diag;                 /* acct_on or a stall threshold:
+                                  cw__poll_diag() after each poll */
     bool poll_wrapped;         /* catch_panics or a stall watchdog: each
                                   poll through poll_wrapped() */
     struct cw__watchdog *wd;   /* the stall watchdog (stall.c), or NULL */
@@ -152,6 +153,13 @@ static inline cw_queue *cw__task_queue(const cw_executor *ex, const cw__task *t)
     return &ex->queues[t->qidx];
 }
 
+/* A task's accounting starts (spawn, or a remote spawn taken in): the
+ * latest reading inside a round, a fresh one outside. */
+static inline void cw__acct_init(cw_executor *ex, cw__task *t)
+{
+    *cw__task_acct(t) = (cw__acct){.spawned = cw__stamp(ex)};
+}
+
 /* Wake the sleeps due at now, unless sleeps are firing already (time.c). */
 void cw__timers_catch_up(cw_executor *ex, uint64_t now);
 
@@ -217,7 +225,8 @@ bool cw__watchdog_parked(const cw_executor *ex);
 /* A poll of t ran ns, past the threshold: count, hook, log. Cold. */
 void cw__stall(cw_executor *ex, cw_queue *q, cw__task *t, uint64_t ns);
 /* After a poll of t that ended at `end` and took ns, with ex->diag (out
- * of line: see poll_wrapped() in executor.c): the stall test. */
+ * of line: see poll_wrapped() in executor.c): the task's accounting, the
+ * stall test. */
 void cw__poll_diag(cw_executor *ex, cw_queue *q, cw__task *t, uint64_t end, uint64_t ns);
 
 /* ---- timers (time.c) ----------------------------------------------------- */

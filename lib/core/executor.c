@@ -97,9 +97,10 @@ int cw__executor_new(const cw_config *cfg, cw_executor **out)
         ex->hooks = &ex->hooks_copy;
         ex->hooks_arg = cfg->hooks_arg;
     }
+    ex->acct_on = cfg->task_accounting;
     ex->stall_ns = cfg->stall_ns ? cfg->stall_ns : UINT64_MAX;
     ex->stall_log = cfg->stall_log;
-    ex->diag = cfg->stall_ns != 0;
+    ex->diag = ex->acct_on || cfg->stall_ns;
     ex->poll_wrapped = ex->catch_panics || cfg->stall_watchdog;
     ex->plain = !ex->hooks && !ex->hist_on && !ex->catch_panics && !ex->diag;
     if (cfg->now_ns) {

@@ -23,7 +23,7 @@
 /* cw_spawn_remote
  *
  * A spawner is (a reference on) an internal "anchor" task spawned on its
- * queue (CW__T_INTERNAL: not in the user's statistics), whose state names
+ * queue (cw__task_internal(): not in the user's statistics), whose state names
  * the queue: that reference keeps the task block
  * and so the executor's cw__shared alive (internal.h), the anchor keeps
  * the executor's remote-wake fd watched while it is live, and freeing the
@@ -42,6 +42,7 @@
 struct anchor {
     atomic_bool closed;
     uint16_t qidx; /* the queue's index: read off the executor thread */
+    bool acct;     /* the executor keeps task accounting (X_ACCT) */
 };
 
 struct cw_remote_join {
@@ -55,7 +56,7 @@ struct cw_remote_join {
     alignas(max_align_t) unsigned char state[];
 };
 
-static cw_poll anchor_poll(void *state, cw_cx *cx)
+cw_poll cw__anchor_poll(void *state, cw_cx *cx)
 {
     struct anchor *a = state;
     (void)cx;
@@ -73,10 +74,10 @@ int cw_spawner_new(cw_queue *q, cw_spawner **out)
         return -ENOENT;
     if (!out)
         return -EINVAL;
-    struct anchor a = {.qidx = (uint16_t)q->index};
+    struct anchor a = {.qidx = (uint16_t)q->index, .acct = q->ex->acct_on};
     atomic_init(&a.closed, false);
     cw_join *j;
-    int err = cw__spawn_internal(q, anchor_poll, &a, sizeof a, &j);
+    int err = cw__spawn_anchor(q, &a, sizeof a, &j);
     if (err < 0)
         return err;
     /* Keep the block through a waker reference (usable from any thread),
@@ -141,7 +142,9 @@ int cw_spawn_remote(cw_spawner *sp, cw_poll_fn poll, const void *state, size_t s
     if (join && !(rj = rjoin_new(size, sh->thread)))
         return -ENOMEM;
     /* a stamp slot always: whether histograms are on is not known here */
-    uint16_t x = (uint16_t)((drop ? CW__T_X_DROP : 0) | (rj ? CW__T_X_JOIN : 0) | CW__T_X_STAMP);
+    const struct anchor *an = (const struct anchor *)(const void *)a->state;
+    uint16_t x = (uint16_t)((drop ? CW__T_X_DROP : 0) | (rj ? CW__T_X_JOIN : 0) | CW__T_X_STAMP
+                            | (an->acct ? CW__T_X_ACCT : 0));
     cw__task *t = cw__task_alloc_remote(sh, size, x);
     if (!t) {
         if (rj) {
@@ -184,6 +187,8 @@ void cw__spawn_remote_finish(cw_executor *ex, cw__task *t)
         cw__loop_watch_notify(ex, true);
     cw__slab_adopt(ex, t);
     ex->ntasks++;
+    if (t->flags & CW__T_X_ACCT)
+        cw__acct_init(ex, t);
     ex->stats.tasks_live++;
     ex->stats.tasks_spawned++;
     q->spawned++;

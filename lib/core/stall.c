@@ -7,11 +7,12 @@
  *
  * After the poll. The poll loop measures every poll for the stats; its
  * non-lean copy (executor.c) calls cw__poll_diag(), which compares that
- * duration with ex->stall_ns and calls cw__stall(), cold, past it. The
+ * duration with ex->stall_ns and calls cw__stall(), cold, past it (and
+ * updates the task's accounting, taskdump.c's, when it is on). The
  * lean copy, which runs whenever there are no hooks, histograms,
- * catch_panics or stall detector, is not touched: off costs nothing
- * (callgrind counts the same instructions per poll as before the
- * detector). The watchdog's calls around the poll go through
+ * catch_panics, stall detector or task accounting, is not touched: off
+ * costs nothing (callgrind counts the same instructions per poll as
+ * before the detector). The watchdog's calls around the poll go through
  * poll_wrapped(), out of line, for the same reason.
  *
  * The watchdog. The executor thread publishes the poll in progress in a
@@ -128,7 +129,12 @@ __attribute__((cold, noinline)) void cw__stall(cw_executor *ex, cw_queue *q, cw_
 
 void cw__poll_diag(cw_executor *ex, cw_queue *q, cw__task *t, uint64_t end, uint64_t ns)
 {
-    (void)end;
+    if (t->flags & CW__T_X_ACCT) {
+        cw__acct *a = cw__task_acct(t);
+        a->polls++;
+        a->cpu_ns += ns;
+        a->last_poll = end;
+    }
     if (__builtin_expect(ns > ex->stall_ns, 0))
         cw__stall(ex, q, t, ns);
 }

@@ -21,7 +21,8 @@ static unsigned nslots(uint16_t xflags)
 /* The block size for a state and its slots, rounded to a class step. */
 static size_t block_size(size_t state_size, uint16_t xflags, uint16_t *cls)
 {
-    size_t n = offsetof(cw__task, state) + state_size + 8 * nslots(xflags);
+    size_t n = offsetof(cw__task, state) + state_size + 8 * nslots(xflags)
+               + ((xflags & CW__T_X_ACCT) ? sizeof(cw__acct) : 0);
     n = (n + CW__CLASS_STEP - 1) / CW__CLASS_STEP * CW__CLASS_STEP;
     size_t c = n / CW__CLASS_STEP - 1;
     *cls = c < CW__NCLASSES ? (uint16_t)c : CW__NO_CLASS;
@@ -327,7 +328,7 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
     t->flags = (uint16_t)(((t->flags | CW__T_DONE | st)
                            & ~(CW__T_RUNNING | CW__T_NOTIFIED | CW__T_CANCEL)));
     ex->ntasks--;
-    if (!(t->flags & CW__T_INTERNAL)) { /* the library's own: not counted */
+    if (!cw__task_internal(t)) { /* the library's own: not counted */
         ex->stats.tasks_live--;
         if (status == 0) {
             ex->stats.tasks_completed++;
@@ -362,7 +363,7 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
  * copy src), and only then is the task counted and queued, so a failing
  * init leaves nothing behind. */
 static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, void *arg,
-                 const void *src, cw_drop_fn drop, cw_join **join, uint16_t internal)
+                 const void *src, cw_drop_fn drop, cw_join **join, bool internal)
 {
     cw_executor *ex = q->ex;
     if (!cw__on_thread(ex->shared))
@@ -376,7 +377,8 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
     if (first && cw__loop_watch_notify(ex, true) < 0)
         return -ENOMEM;
     uint16_t x = (uint16_t)((drop ? CW__T_X_DROP : 0) | (join ? CW__T_X_JOIN : 0)
-                            | (ex->hist_on ? CW__T_X_STAMP : 0));
+                            | (ex->hist_on ? CW__T_X_STAMP : 0)
+                            | (ex->acct_on ? CW__T_X_ACCT : 0));
     cw__task *t = task_alloc(ex, size, x);
     if (!t) {
         if (first)
@@ -386,7 +388,7 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
     t->poll = poll;
     t->inbox_next = NULL;
     atomic_init(&t->refs, join ? 2u : 1u);
-    t->flags = (uint16_t)(x | (join ? CW__T_HAS_JOIN : 0) | internal);
+    t->flags = (uint16_t)(x | (join ? CW__T_HAS_JOIN : 0));
     t->qidx = (uint16_t)q->index;
     if (drop)
         *(cw_drop_fn *)(void *)cw__task_slot(t, CW__T_X_DROP) = drop;
@@ -407,6 +409,8 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
     } else if (size) {
         memcpy(t->state, src, size);
     }
+    if (x & CW__T_X_ACCT)
+        cw__acct_init(ex, t);
     ex->ntasks++;
     if (!internal) {
         ex->stats.tasks_live++;
@@ -428,7 +432,7 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
         return -ENOENT;
     if (!poll || (!state && size) || size > CW__MAX_STATE)
         return -EINVAL;
-    return spawn(q, poll, size, NULL, NULL, state, drop, join, 0);
+    return spawn(q, poll, size, NULL, NULL, state, drop, join, false);
 }
 
 int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, void *arg,
@@ -438,13 +442,12 @@ int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, vo
         return -ENOENT;
     if (!poll || !init || size > CW__MAX_STATE)
         return -EINVAL;
-    return spawn(q, poll, size, init, arg, NULL, drop, join, 0);
+    return spawn(q, poll, size, init, arg, NULL, drop, join, false);
 }
 
-int cw__spawn_internal(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
-                       cw_join **join)
+int cw__spawn_anchor(cw_queue *q, const void *state, size_t size, cw_join **join)
 {
-    return spawn(q, poll, size, NULL, NULL, state, NULL, join, CW__T_INTERNAL);
+    return spawn(q, cw__anchor_poll, size, NULL, NULL, state, NULL, join, true);
 }
 
 /* cw_queue_run(): a task whose one poll is the call. */

@@ -43,8 +43,7 @@ enum {
     CW__T_X_JOIN = 1 << 12,   /* ... a join slot */
     CW__T_X_STAMP = 1 << 13,  /* ... a runnable_at slot (histograms on) */
     CW__T_FREE = 1 << 14,     /* a free block in its slab */
-    CW__T_INTERNAL = 1 << 15, /* the library's own (a spawner's anchor):
-                                 not in the statistics, no hooks */
+    CW__T_X_ACCT = 1 << 15,   /* ... an accounting slot (accounting on) */
 };
 
 #define CW__NO_CLASS UINT16_MAX
@@ -60,8 +59,9 @@ typedef struct cw__slab cw__slab;
  * A task block: this 48-byte header, the state, and at the block's end the
  * optional slots its flags name, from the end backwards: the drop function
  * (X_DROP), the join slot (X_JOIN: the awaiting task's waker, or the
- * cw_remote_join with RJOIN), runnable_at (X_STAMP). A task that needs none
- * of them costs the header only; the block size is its slab's.
+ * cw_remote_join with RJOIN), runnable_at (X_STAMP), the accounting
+ * (X_ACCT, 32 bytes: cw__acct). A task that needs none of them costs the
+ * header only; the block size is its slab's.
  */
 struct cw__task {
     cw_poll_fn poll;
@@ -167,6 +167,25 @@ static inline uint64_t *cw__task_stamp(const cw__task *t)
 {
     assert(t->flags & CW__T_X_STAMP);
     return (uint64_t *)(void *)cw__task_slot(t, CW__T_X_STAMP);
+}
+
+/* A task's accounting (cw_config_set_task_accounting()), for the task
+ * dump: times of the executor's clock. */
+typedef struct cw__acct {
+    uint64_t spawned;   /* when it was spawned (taken in, for a remote spawn) */
+    uint64_t polls;     /* polls so far */
+    uint64_t cpu_ns;    /* their total duration */
+    uint64_t last_poll; /* when its last poll ended (0: none yet) */
+} cw__acct;
+
+/* Only for blocks with X_ACCT: it lies before the 8-byte slots. */
+static inline cw__acct *cw__task_acct(const cw__task *t)
+{
+    assert(t->flags & CW__T_X_ACCT);
+    uint16_t f = t->flags;
+    size_t off = sizeof(cw__acct)
+                 + 8 * (size_t)(!!(f & CW__T_X_DROP) + !!(f & CW__T_X_JOIN) + !!(f & CW__T_X_STAMP));
+    return (cw__acct *)(void *)((char *)(uintptr_t)t + t->slab->size - off);
 }
 
 /*
@@ -332,11 +351,17 @@ static inline cw__task *cw__join_task(const cw_join *j, const char *call)
     return t;
 }
 
-/* cw_spawn() of a task of the library's own (CW__T_INTERNAL): it keeps
- * the remote-wake fd watched like any task, but no statistic counts it
- * and no hook sees it. Arguments as cw_spawn()'s, checked by the caller. */
-int cw__spawn_internal(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
-                       cw_join **join);
+/* The library's own tasks, a spawner's anchors (spawn_remote.c), keep
+ * the remote-wake fd watched like any task, but no statistic counts them
+ * and no hook sees them. They are told by their poll function: the flags
+ * have no bit left. cw__spawn_anchor() is cw_spawn() of one (arguments
+ * checked by the caller). */
+cw_poll cw__anchor_poll(void *state, cw_cx *cx);
+static inline bool cw__task_internal(const cw__task *t)
+{
+    return t->poll == cw__anchor_poll;
+}
+int cw__spawn_anchor(cw_queue *q, const void *state, size_t size, cw_join **join);
 void cw__task_release(cw__task *t);
 void cw__task_end(cw_executor *ex, cw__task *t, int status);
 void cw__task_drop_state(cw__task *t);

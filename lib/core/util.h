@@ -43,7 +43,7 @@ __attribute__((cold)) void cw__misuse(const char *call, const char *what);
 CW_NORETURN __attribute__((cold)) void cw__misuse_abort(const char *call, const void *obj,
                                                         const char *what);
 
-/* A function's name for a report (the stall detector):
+/* A function's name for a report (the stall detector, the task dump):
  * its symbol if dladdr(3) finds an exported one ("name", or
  * "name+0x<off>" inside it), else "<object>+0x<offset>" (the object's
  * base name: addr2line -e <object> <offset> gives the line), else
