@@ -33,6 +33,14 @@
  *   libevent one event per task, activated (not timed); its callback
  *            re-activates it K times (event_active). / tasks*(K+1)
  *            callbacks.
+ *   on/off   (K 100, same run) histograms on against off; the stall
+ *            detector (10 ms threshold, never reached), the detector
+ *            with its watchdog thread, and task accounting, each on
+ *            against off (JSON yield_ns_histograms, yield_ns_stall,
+ *            yield_ns_stall_watchdog, yield_ns_accounting: {on, off}).
+ *            Off is the lean poll loop; wall time on a shared machine
+ *            hides a few ns, so each side has its own run function
+ *            (cwb_yield_run_*) for callgrind to count instructions.
  * ping-pong (1M hops): ns per hop.
  *   cw       two tasks; each puts a clone of its waker in a shared pair and
  *            wakes the other's (cw_waker_wake_by_ref) then returns PENDING,
@@ -69,6 +77,9 @@
  *   allocator for (cw_set_allocator with a counting wrapper) / N - 32,
  *   and, as the libevent figure, the RSS growth per pending
  *   event_base_once() callback (whose state would live elsewhere).
+ *   Both cw figures again with task accounting on (JSON
+ *   task_overhead_bytes_accounting, task_overhead_requested_bytes_
+ *   accounting).
  *   The executor and the base are freed after.
  * remote (1, 2, 3 threads, 200 ms): 64 tasks per thread that return
  *   PENDING at every poll (after the first, which hands a waker clone to
@@ -181,6 +192,9 @@ static uint64_t counter_clock(void *arg)
 }
 
 static bool g_hist; /* executors built now keep histograms */
+static uint64_t g_stall_ns; /* ... detect stalls past this (0: off) */
+static bool g_watchdog;     /* ... with the stall watchdog */
+static bool g_acct;         /* ... keep task accounting */
 
 static void env_init_clock(struct env *e, uint32_t nq, uint64_t slice_ns, bool precise,
                            uint64_t *counter)
@@ -189,6 +203,9 @@ static void env_init_clock(struct env *e, uint32_t nq, uint64_t slice_ns, bool p
     if (!cfg)
         die("cw_config_new: out of memory");
     cw_config_set_histograms(cfg, g_hist);
+    cw_config_set_task_accounting(cfg, g_acct);
+    check(cw_config_set_stall_threshold(cfg, g_stall_ns), "cw_config_set_stall_threshold");
+    check(cw_config_set_stall_watchdog(cfg, g_watchdog), "cw_config_set_stall_watchdog");
     if (counter)
         cw_config_set_clock(cfg, counter_clock, counter);
     for (uint32_t i = 0; i < nq; i++) {
@@ -293,6 +310,9 @@ struct results {
     double spawn_counter_ns; /* cw, 10K batch, counter clock */
     double spawn_hist_ns[2];  /* cw, 10K batch: histograms on, off */
     double yield_hist_ns[2];  /* cw, K = yield_k[1]: histograms on, off */
+    /* cw, K = yield_k[1], on and off: the stall detector, the detector
+     * with its watchdog, task accounting */
+    double yield_diag_ns[3][2];
     double yield_ns[3][2];
     double yield_counter_ns; /* cw, K = yield_k[1], counter clock */
     double clock_ns;         /* one clock_gettime(CLOCK_MONOTONIC) */
@@ -302,6 +322,7 @@ struct results {
     double timer_p50[2][2], timer_mean[2][2];
     double pick_pure[6], pick_poll[6], pick_exec[6];
     double mem_rss, mem_req, mem_le;
+    double mem_rss_acct, mem_req_acct; /* with task accounting */
     double remote_wps[3], remote_calls[3];
 };
 
@@ -531,6 +552,34 @@ static NOINLINE uint64_t cwb_yield_run(struct env *e)
     return bench_mono_ns() - t0;
 }
 
+/* The same, one function per side of the diagnostics' on/off rows, so
+ * that callgrind counts each side's instructions apart:
+ *   valgrind --tool=callgrind bench/overhead --smoke --only yield
+ *   callgrind_annotate --inclusive=yes callgrind.out.* | grep cwb_yield_run_
+ * Each "on" side runs (reps + 1) x yield_tasks x (yield_k[1] + 1) polls;
+ * the "off" side three times as many (it is each row's baseline). */
+static NOINLINE uint64_t cwb_yield_run_stall(struct env *e)
+{
+    return cwb_yield_run(e);
+}
+
+static NOINLINE uint64_t cwb_yield_run_watchdog(struct env *e)
+{
+    return cwb_yield_run(e);
+}
+
+static NOINLINE uint64_t cwb_yield_run_acct(struct env *e)
+{
+    return cwb_yield_run(e);
+}
+
+static NOINLINE uint64_t cwb_yield_run_off(struct env *e)
+{
+    return cwb_yield_run(e);
+}
+
+static uint64_t (*g_yield_run)(struct env *) = cwb_yield_run;
+
 static double cwb_yield(struct env *e, cw_queue *q, uint32_t tasks, uint32_t k)
 {
     struct yielder init = {k};
@@ -538,7 +587,7 @@ static double cwb_yield(struct env *e, cw_queue *q, uint32_t tasks, uint32_t k)
     check(cw_executor_stats(e->ex, &s0), "cw_executor_stats");
     for (uint32_t i = 0; i < tasks; i++)
         check(cw_spawn(q, yielder_poll, &init, sizeof init, NULL, NULL), "cw_spawn");
-    uint64_t dt = cwb_yield_run(e);
+    uint64_t dt = g_yield_run(e);
     check(cw_executor_stats(e->ex, &s1), "cw_executor_stats");
     uint64_t polls = (uint64_t)tasks * (k + 1);
     if (s1.polls - s0.polls != polls)
@@ -641,6 +690,35 @@ static void run_yield(void)
     R.yield_hist_ns[0] = bench_median(v[0], P.reps);
     R.yield_hist_ns[1] = bench_median(v[1], P.reps);
     env_free(&ec);
+    /* the stall detector (threshold 10 ms: never reached here), the same
+     * with its watchdog thread, task accounting: each on (ec) against
+     * off (e, which runs the lean poll loop), alternating */
+    for (int d = 0; d < 3; d++) {
+        uint64_t (*on_run)(struct env *) = d == 0   ? cwb_yield_run_stall
+                                           : d == 1 ? cwb_yield_run_watchdog
+                                                    : cwb_yield_run_acct;
+        g_stall_ns = d < 2 ? 10000000 : 0;
+        g_watchdog = d == 1;
+        g_acct = d == 2;
+        env_init(&ec, 1, 0, false);
+        g_stall_ns = 0;
+        g_watchdog = g_acct = false;
+        qc = env_q(&ec, 0);
+        for (int r = -1; r < P.reps; r++) { /* r = -1: warm-up */
+            g_yield_run = on_run;
+            double on = cwb_yield(&ec, qc, P.yield_tasks, P.yield_k[1]);
+            g_yield_run = cwb_yield_run_off;
+            double off = cwb_yield(&e, q, P.yield_tasks, P.yield_k[1]);
+            if (r >= 0) {
+                v[0][r] = on;
+                v[1][r] = off;
+            }
+        }
+        g_yield_run = cwb_yield_run;
+        R.yield_diag_ns[d][0] = bench_median(v[0], P.reps);
+        R.yield_diag_ns[d][1] = bench_median(v[1], P.reps);
+        env_free(&ec);
+    }
     /* what one read of the executor's default clock costs here */
     for (int r = 0; r < P.reps; r++)
         v[0][r] = clock_cost(P.yield_tasks * 1000u);
@@ -1114,7 +1192,8 @@ static cw_poll never_poll(void *state, cw_cx *cx)
 
 /* In the child: out[0] RSS growth per task - 32, out[1] bytes requested
  * per task - 32 (-1e9 if the allocator could not be set), out[2] RSS
- * growth per pending event_base_once callback. */
+ * growth per pending event_base_once callback. (g_acct: the executor
+ * keeps task accounting.) */
 static void memory_child(uint32_t n, double out[3])
 {
     int err = cw_set_allocator(counting_malloc, counting_realloc, free);
@@ -1180,16 +1259,23 @@ static void memory_rep(uint32_t n, double out[3])
 
 static void run_memory(void)
 {
-    double v[3][MAX_REPS];
+    double v[5][MAX_REPS];
     for (int r = 0; r < P.reps; r++) {
         double out[3];
         memory_rep(P.mem_tasks, out);
         for (int k = 0; k < 3; k++)
             v[k][r] = out[k];
+        g_acct = true; /* the same with task accounting */
+        memory_rep(P.mem_tasks, out);
+        g_acct = false;
+        v[3][r] = out[0];
+        v[4][r] = out[1];
     }
     R.mem_rss = bench_median(v[0], P.reps);
     R.mem_req = bench_median(v[1], P.reps);
     R.mem_le = bench_median(v[2], P.reps);
+    R.mem_rss_acct = bench_median(v[3], P.reps);
+    R.mem_req_acct = bench_median(v[4], P.reps);
     R.memory = true;
 }
 
@@ -1479,6 +1565,12 @@ static void print_table(void)
         row(fig, R.yield_counter_ns, "active", R.yield_ns[1][1], NULL, NULL);
         snprintf(fig, sizeof fig, "  yield x%" PRIu32 ", histograms on", P.yield_k[1]);
         row(fig, R.yield_hist_ns[0], "hist off", R.yield_hist_ns[1], NULL, NULL);
+        const char *diag[3] = {"stall detector on", "stall watchdog on", "task accounting on"};
+        const char *base[3] = {"stall off", "stall off", "acct off"};
+        for (int d = 0; d < 3; d++) {
+            snprintf(fig, sizeof fig, "  yield x%" PRIu32 ", %s", P.yield_k[1], diag[d]);
+            row(fig, R.yield_diag_ns[d][0], base[d], R.yield_diag_ns[d][1], NULL, NULL);
+        }
         row("  one clock_gettime(CLOCK_MONOTONIC)", R.clock_ns, NULL, 0, NULL, NULL);
     }
     if (R.pingpong) {
@@ -1523,6 +1615,9 @@ static void print_table(void)
         snprintf(fig, sizeof fig, "task overhead bytes, RSS (N=%" PRIu32 ")", P.mem_tasks);
         row(fig, R.mem_rss, "once, RSS", R.mem_le, "<=64", met(R.mem_rss <= 64));
         row("task overhead bytes, requested", R.mem_req, NULL, 0, "<=64", met(R.mem_req <= 64));
+        row("  with task accounting, RSS", R.mem_rss_acct, "acct off", R.mem_rss, NULL, NULL);
+        row("  with task accounting, requested", R.mem_req_acct, "acct off", R.mem_req, NULL,
+            NULL);
     }
     if (R.remote)
         for (int n = 0; n < 3; n++) {
@@ -1665,6 +1760,12 @@ static void write_json(const char *path)
         fprintf(f, "%.3f", R.yield_counter_ns);
         KEY("yield_ns_histograms");
         bench_json_nums(f, k_onoff, R.yield_hist_ns, 2, 3);
+        KEY("yield_ns_stall");
+        bench_json_nums(f, k_onoff, R.yield_diag_ns[0], 2, 3);
+        KEY("yield_ns_stall_watchdog");
+        bench_json_nums(f, k_onoff, R.yield_diag_ns[1], 2, 3);
+        KEY("yield_ns_accounting");
+        bench_json_nums(f, k_onoff, R.yield_diag_ns[2], 2, 3);
         KEY("clock_gettime_ns");
         fprintf(f, "%.3f", R.clock_ns);
     }
@@ -1696,6 +1797,10 @@ static void write_json(const char *path)
         fprintf(f, "%.3f", R.mem_rss);
         KEY("task_overhead_requested_bytes");
         fprintf(f, "%.3f", R.mem_req);
+        KEY("task_overhead_bytes_accounting");
+        fprintf(f, "%.3f", R.mem_rss_acct);
+        KEY("task_overhead_requested_bytes_accounting");
+        fprintf(f, "%.3f", R.mem_req_acct);
         KEY("libevent_once_bytes");
         fprintf(f, "%.3f", R.mem_le);
     }
