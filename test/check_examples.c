@@ -385,6 +385,48 @@ START_TEST(embed_poll_prints_the_same_run_every_time)
 }
 END_TEST
 
+/* A whole line of out matches the extended regular expression re. */
+static bool has_line_matching(const char *out, const char *re)
+{
+    regex_t r;
+    ck_assert_int_eq(regcomp(&r, re, REG_EXTENDED | REG_NEWLINE | REG_NOSUB), 0);
+    bool ok = regexec(&r, out, 0, NULL, 0) == 0;
+    regfree(&r);
+    return ok;
+}
+
+START_TEST(stall_reports_the_blocked_poll_with_its_stack_then_dumps_the_tasks)
+{
+    struct run r;
+    run_example("stall", NULL, &r);
+    ck_assert_msg(r.exit_code == 0, "stall exited %d:\n%s", r.exit_code, r.out);
+    /* the watchdog, while the poll blocks: where it is stuck */
+    const char *wd = strstr(r.out, ", poll lookup_poll: running for ");
+    ck_assert_msg(wd && has_line_matching(r.out, "^clockworker: stall: queue 1, task 0x[0-9a-f]+, "
+                                                 "poll lookup_poll: running for [0-9]+\\.[0-9]{3} "
+                                                 "ms \\(threshold 20\\.000 ms\\), stack:$"),
+                  "no watchdog report in:\n%s", r.out);
+    const char *in_lookup = strstr(wd, "(blocking_lookup+0x");
+    const char *in_poll = strstr(wd, "(lookup_poll+0x");
+    ck_assert_msg(in_lookup && in_poll && in_lookup < in_poll, "stack:\n%s", wd);
+    /* after the poll: at least the 100 ms it blocked */
+    unsigned long ms;
+    const char *ran = strstr(r.out, ", poll lookup_poll: ran ");
+    ck_assert_msg(ran && sscanf(ran, ", poll lookup_poll: ran %lu.", &ms) == 1 && ms >= 100,
+                  "no after-poll report in:\n%s", r.out);
+    /* the dump: the ticker asleep (overdue), the forgetful task flagged */
+    ck_assert_msg(has_line_matching(r.out, "^clockworker tasks: 2 live, accounting on$"), "%s",
+                  r.out);
+    ck_assert_msg(has_line_matching(r.out, "^  0x[0-9a-f]+ +2 waiting:sleep +[0-9.]+ +1 +[0-9.]+ "
+                                           "+[0-9.]+ ticker_poll$"),
+                  "no ticker line in:\n%s", r.out);
+    ck_assert_msg(has_line_matching(r.out, "^  0x[0-9a-f]+ +2 waiting:none +[0-9.]+ +1 +[0-9.]+ "
+                                           "+[0-9.]+ forgetful_poll NO-WAKE$"),
+                  "no forgetful line in:\n%s", r.out);
+    ck_assert_msg(has_line_matching(r.out, "^stalls: 1$"), "%s", r.out);
+}
+END_TEST
+
 START_TEST(readme_excerpts_are_lines_of_the_example_files)
 {
     static const char *const names[] = {"hello", "weighted", "cancel", "panic"};
@@ -458,6 +500,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_prints_cancelled_status_and_its_tick_count_and_exits_0);
     tcase_add_test(tc, panic_prints_epanic_status_and_the_message_and_exits_0);
     tcase_add_test(tc, embed_poll_prints_the_same_run_every_time);
+    tcase_add_test(tc, stall_reports_the_blocked_poll_with_its_stack_then_dumps_the_tasks);
     tcase_add_test(tc, readme_excerpts_are_lines_of_the_example_files);
     suite_add_tcase(s, tc);
     return s;
