@@ -31,7 +31,9 @@
  * SIGINT or SIGTERM shut it down gracefully: it stops accepting, drops
  * the background work, lets the requests in flight finish (their replies
  * flushed; at most 5 s), frees everything, prints its counters on stderr
- * and exits 0.
+ * and exits 0. SIGUSR1 writes the task dump and the stats report
+ * (cw_executor_dump_tasks(), cw_executor_dump_stats()) to stderr; task
+ * accounting is on for it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -452,6 +454,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     on_drain_tick(-1, 0, d);
 }
 
+/* SIGUSR1: what every task is doing, then the counters (a libevent
+ * signal event: this runs in the loop, on the executor thread). */
+static void on_dump(evutil_socket_t sig, short what, void *arg)
+{
+    kvd *d = arg;
+    (void)sig;
+    (void)what;
+    if (d->ex) {
+        cw_executor_dump_tasks(d->ex, stderr);
+        cw_executor_dump_stats(d->ex, stderr);
+    }
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static int parse_num(const char *opt, const char *s, long max, long *out)
@@ -531,7 +546,7 @@ int main(int argc, char **argv)
         d.scratch[i] = (unsigned char)(i * 131 + 7);
     int status = EXIT_FAILURE, err;
     cw_config *cfg = NULL;
-    struct event *sigint_ev = NULL, *sigterm_ev = NULL;
+    struct event *sigint_ev = NULL, *sigterm_ev = NULL, *sigusr1_ev = NULL;
 
     d.base = event_base_new();
     d.http = d.base ? evhttp_new(d.base) : NULL;
@@ -550,8 +565,10 @@ int main(int argc, char **argv)
     d.drain_ev = evtimer_new(d.base, on_drain_tick, &d);
     sigint_ev = evsignal_new(d.base, SIGINT, on_signal, &d);
     sigterm_ev = evsignal_new(d.base, SIGTERM, on_signal, &d);
-    if (!d.drain_ev || !sigint_ev || !sigterm_ev || event_add(sigint_ev, NULL) != 0 ||
-        event_add(sigterm_ev, NULL) != 0) {
+    sigusr1_ev = evsignal_new(d.base, SIGUSR1, on_dump, &d);
+    if (!d.drain_ev || !sigint_ev || !sigterm_ev || !sigusr1_ev ||
+        event_add(sigint_ev, NULL) != 0 || event_add(sigterm_ev, NULL) != 0 ||
+        event_add(sigusr1_ev, NULL) != 0) {
         fprintf(stderr, "kvd: cannot set up signal handling\n");
         goto out;
     }
@@ -570,6 +587,7 @@ int main(int argc, char **argv)
         cfg = cw_config_new();
         if (!cfg)
             goto oom;
+        cw_config_set_task_accounting(cfg, true); /* for the SIGUSR1 dump */
         if ((err = cw_config_add_queue(cfg, Q_FG, (uint32_t)wfg)) != 0 ||
             (err = cw_config_add_queue(cfg, Q_BG, (uint32_t)wbg)) != 0 ||
             (err = cw_executor_new(d.base, cfg, &d.ex)) != 0) {
@@ -647,6 +665,8 @@ out:
         event_free(sigint_ev);
     if (sigterm_ev)
         event_free(sigterm_ev);
+    if (sigusr1_ev)
+        event_free(sigusr1_ev);
     if (d.base)
         event_base_free(d.base);
     store_free(&d.st);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,6 +395,45 @@ START_TEST(malformed_requests_get_400)
 }
 END_TEST
 
+/* SIGUSR1: the task dump (the background worker, runnable on queue 2,
+ * with accounting) then the stats report, on stderr; the daemon goes on
+ * serving. */
+START_TEST(sigusr1_writes_the_task_dump_and_the_stats)
+{
+    char out[4096];
+    daemon_start(false);
+    request(out, sizeof out, "PUT", "/kv/k", "v");
+    ck_assert_int_eq(code_of(out), 201);
+    require(kill(kv.pid, SIGUSR1) == 0, "kill: %s", strerror(errno));
+    int64_t deadline = test_now_ms() + HANG_MS;
+    const char *err;
+    while (!strstr((err = child_stderr(&kv)), "\nqueue 2\n") && test_now_ms() < deadline)
+        poll(NULL, 0, 5);
+    const char *dump = strstr(err, "clockworker tasks: ");
+    require(dump != NULL, "no task dump: %s", err);
+    const char *stats = strstr(dump, "clockworker stats\n");
+    require(stats != NULL && strstr(stats, "\nqueue 2\n"), "no stats after the dump: %s", err);
+    unsigned long live;
+    require(sscanf(dump, "clockworker tasks: %lu live, accounting on\n", &live) == 1 && live >= 1,
+            "title: %.80s", dump);
+    /* the background worker: queue 2, runnable (it yields), polled */
+    regex_t re;
+    ck_assert_int_eq(regcomp(&re,
+                             "\n  0x[0-9a-f]+ +2 runnable +[0-9]+\\.[0-9]{3} +[1-9][0-9]* "
+                             "+[0-9]+\\.[0-9]{3} +[0-9]+\\.[0-9]{3} +[^ \n]+\n",
+                             REG_EXTENDED),
+                     0);
+    char *head = strndup(dump, (size_t)(stats - dump));
+    require(regexec(&re, head, 0, NULL, 0) == 0, "no runnable queue-2 task in: %s", head);
+    regfree(&re);
+    free(head);
+    /* still serving */
+    request(out, sizeof out, "GET", "/kv/k", NULL);
+    ck_assert_str_eq(out, "v 200");
+    daemon_stop(SIGTERM);
+}
+END_TEST
+
 static Suite *kvd_suite(void)
 {
     Suite *s = suite_create("kvd");
@@ -405,6 +445,7 @@ static Suite *kvd_suite(void)
     tcase_add_loop_test(tc, hundred_keys_round_trip, 0, 2);
     tcase_add_loop_test(tc, malformed_requests_get_400, 0, 2);
     tcase_add_loop_test(tc, sigterm_after_clients_reset_mid_reply_exits_without_waiting, 0, 2);
+    tcase_add_test(tc, sigusr1_writes_the_task_dump_and_the_stats);
     suite_add_tcase(s, tc);
     return s;
 }
