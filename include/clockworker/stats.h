@@ -255,7 +255,8 @@ CW_EXTERN void cw_config_set_histograms(cw_config *cfg, bool on);
  * block is freed). A hook must not free the executor; it may spawn, wake
  * and abort.
  *
- * Order for a task: spawn, then per poll: poll_start, poll_end; wake at
+ * Order for a task: spawn, then per poll: poll_start, poll_end (then
+ * stall, for a poll past the stall threshold); wake at
  * any time in between, inside a poll too (a task waking itself reports
  * wake between its poll_start and poll_end); complete exactly once (after the last poll_end, or
  * without any poll when cancelled). Every poll happens inside a slice:
