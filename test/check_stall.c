@@ -14,6 +14,8 @@
  * to see the OBJECT+0xOFFSET fallback.
  */
 #define _GNU_SOURCE /* dladdr, open_memstream */
+#include "config.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>

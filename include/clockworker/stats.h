@@ -71,8 +71,9 @@ CW_EXTERN int cw_hist_merge(cw_hist *dst, const cw_hist *src);
 struct cw_executor_stats {
     uint64_t polls;           /**< task polls */
     uint64_t tasks_spawned;   /**< tasks spawned: successful cw_spawn()
-                                   calls, remote spawns taken in, and one
-                                   internal task per cw_spawner (sync.h) */
+                                   calls and remote spawns taken in (a
+                                   cw_spawner's own task is not counted:
+                                   sync.h) */
     uint64_t tasks_completed; /**< tasks that returned ::CW_READY */
     uint64_t tasks_cancelled; /**< tasks aborted or cancelled at free */
     uint64_t tasks_panicked;  /**< tasks that panicked (catch on) */
@@ -455,7 +456,9 @@ CW_EXTERN void cw_config_set_task_accounting(cw_config *cfg, bool on);
  *   cw_config_set_stall_threshold()).
  *
  * Tasks come in no particular order; the library's own tasks (a
- * cw_spawner's, an HTTP route's) are listed too.
+ * cw_spawner's, an HTTP route's) are listed too, so the count in the
+ * first line may exceed the statistics' tasks_live, which leaves a
+ * cw_spawner's out.
  * @return 0; -EINVAL if ex or f is NULL; -EPERM if the caller is not on
  *         the executor thread; -ENOMEM (nothing written); -EIO if
  *         writing failed (errno from the stream).
