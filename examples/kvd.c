@@ -10,7 +10,7 @@
  * a request evhttp cannot parse. Other methods on /kv/ get 405, other
  * paths 404; bodies over 1 MiB get 413.
  *
- * Two modes, same work:
+ * Three modes, same work:
  * - default (clockworker): every request is a task on a foreground queue
  *   (clockworker/http.h: cw_http_set_gencb()), and --bg-tasks background
  *   tasks on a background queue do the scrubbing in chunks, yielding
@@ -20,20 +20,32 @@
  *   at once, and each background worker is a libevent timer with a zero
  *   timeout that does one chunk and re-arms itself (so libevent polls I/O
  *   between chunks).
+ * - --callbacks: the --plain daemon moved onto the scheduler with the
+ *   callback API (clockworker/event.h, cw_evhttp_set_gencb() in
+ *   clockworker/http.h): the same two callbacks, plain_cb and plain_bg_cb,
+ *   registered with the cw_ calls instead of libevent's, so the request
+ *   callback runs on the foreground queue and the background timers' on
+ *   the background queue, weighted by --weights. Only those calls differ
+ *   from --plain (main, on_signal and the clean-up at exit).
  * Each request does --work units of CPU work (a stand-in for parsing,
  * checksums, ...); each background chunk --chunk units. The background
  * work alone saturates the CPU.
  *
- * Usage: kvd [--port N] [--bg-tasks N] [--weights F:B] [--plain]
+ * Usage: kvd [--port N] [--bg-tasks N] [--weights F:B] [--plain | --callbacks]
  *            [--work N] [--chunk N]
  * It prints one line on stdout once it accepts connections:
  *   kvd: listening on 127.0.0.1:<port> (<mode>, ...)
  * SIGINT or SIGTERM shut it down gracefully: it stops accepting, drops
  * the background work, lets the requests in flight finish (their replies
  * flushed; at most 5 s), frees everything, prints its counters on stderr
- * and exits 0. SIGUSR1 writes the task dump and the stats report
- * (cw_executor_dump_tasks(), cw_executor_dump_stats()) to stderr; task
- * accounting is on for it.
+ * and exits 0. The counters line,
+ *   kvd: stats: requests=<n> bg_iterations=<n> keys=<n>
+ * ends, in the modes with an executor, with the scheduler's view:
+ * ` fg_tasks=<n> bg_polls=<n>`, the tasks spawned on the foreground
+ * queue (one per request) and the polls on the background queue.
+ * SIGUSR1 writes the task dump and the stats report
+ * (cw_executor_dump_tasks(), cw_executor_dump_stats()) to stderr, in the
+ * modes with an executor; task accounting is on for it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -50,6 +62,7 @@
 #include <sys/socket.h>
 
 #include <clockworker.h>
+#include "clockworker/event.h"
 #include "clockworker/http.h"
 
 enum { Q_FG = 1, Q_BG = 2 };
@@ -155,7 +168,7 @@ typedef struct kvd {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     store st;
-    bool plain;
+    bool plain, callbacks;
     bool stopping;
     long work, chunk;
     unsigned long long requests, bg_iterations;
@@ -172,6 +185,11 @@ typedef struct kvd {
     /* plain mode */
     struct event **bg_evs;
     long nbg;
+    /* callbacks mode: --plain's background timers, on the bg queue */
+    cw_event **bg_cevs;
+    /* plain and callbacks modes: how plain_bg_cb re-arms its timer,
+     * event_add() or cw_event_add() */
+    int (*bg_add)(void *ev, const struct timeval *tv);
 } kvd;
 
 /* n units of CPU work over the scratch buffer. */
@@ -405,7 +423,17 @@ static void plain_bg_cb(evutil_socket_t fd, short what, void *arg)
     d->sink ^= burn(d, d->sink + 1, d->chunk);
     d->bg_iterations++;
     /* Re-arm with a zero timeout: libevent polls I/O before it fires. */
-    event_add(arg, &zero_tv);
+    d->bg_add(arg, &zero_tv);
+}
+
+static int add_libevent(void *ev, const struct timeval *tv)
+{
+    return event_add(ev, tv);
+}
+
+static int add_cw(void *ev, const struct timeval *tv)
+{
+    return cw_event_add(ev, tv);
 }
 
 /* ---- shutdown -------------------------------------------------------------- */
@@ -422,6 +450,12 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     cw_http_route_stats rs;
     if (d->route && cw_http_route_stats_get(d->route, &rs) == 0)
         waiting += (long)rs.in_flight;
+    /* In callbacks mode, also requests waiting for plain_cb to run: each
+     * is a task on the foreground queue until then. */
+    struct cw_queue_stats qs;
+    if (d->callbacks && cw_queue_stats(cw_executor_queue(d->ex, Q_FG), &qs) == 0)
+        waiting += (long)(qs.tasks_spawned - qs.tasks_completed - qs.tasks_cancelled -
+                          qs.tasks_panicked);
     if (waiting <= 0 || ++d->drain_ticks >= DRAIN_MAX_TICKS) {
         if (waiting > 0)
             fprintf(stderr, "kvd: %ld requests still in flight, closing anyway\n", waiting);
@@ -449,6 +483,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             cw_join_abort(d->bg_joins[i]);
         if (d->bg_evs && d->bg_evs[i])
             event_del(d->bg_evs[i]);
+        if (d->bg_cevs && d->bg_cevs[i])
+            cw_event_del(d->bg_cevs[i]);
     }
     /* Let the requests in flight finish, then leave the loop. */
     on_drain_tick(-1, 0, d);
@@ -484,12 +520,13 @@ static int parse_num(const char *opt, const char *s, long max, long *out)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kvd [--port N] [--bg-tasks N] [--weights F:B] [--plain]\n"
+    fprintf(f, "usage: kvd [--port N] [--bg-tasks N] [--weights F:B] [--plain | --callbacks]\n"
                "           [--work N] [--chunk N]\n"
                "  --port N       TCP port on 127.0.0.1 (default 0: any free port)\n"
                "  --bg-tasks N   background workers (default 2)\n"
                "  --weights F:B  foreground:background queue weights (default 100:1)\n"
                "  --plain        plain evhttp callbacks and libevent background events\n"
+               "  --callbacks    --plain's callbacks, run on the queues (clockworker/event.h)\n"
                "  --work N       CPU work units per request (default 2000)\n"
                "  --chunk N      CPU work units per background chunk (default 20000)\n");
 }
@@ -497,7 +534,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     long port = 0, nbg = 2, wfg = 100, wbg = 1, work = 2000, chunk = 20000;
-    bool plain = false;
+    bool plain = false, callbacks = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -527,6 +564,8 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--plain") == 0) {
             plain = true;
+        } else if (strcmp(a, "--callbacks") == 0) {
+            callbacks = true;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return EXIT_SUCCESS;
@@ -535,10 +574,15 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
     }
+    if (plain && callbacks) {
+        fprintf(stderr, "kvd: --plain and --callbacks exclude each other\n");
+        return EXIT_FAILURE;
+    }
     signal(SIGPIPE, SIG_IGN);
 
 #define d g_kvd
     d.plain = plain;
+    d.callbacks = callbacks;
     d.work = work;
     d.chunk = chunk;
     d.nbg = nbg;
@@ -573,17 +617,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (plain) {
-        evhttp_set_gencb(d.http, plain_cb, &d);
-        d.bg_evs = calloc((size_t)nbg + 1, sizeof *d.bg_evs);
-        if (!d.bg_evs)
-            goto oom;
-        for (long i = 0; i < nbg; i++) {
-            d.bg_evs[i] = evtimer_new(d.base, plain_bg_cb, event_self_cbarg());
-            if (!d.bg_evs[i] || event_add(d.bg_evs[i], &zero_tv) != 0)
-                goto oom;
-        }
-    } else {
+    if (!plain) { /* clockworker and --callbacks: the executor, two queues */
         cfg = cw_config_new();
         if (!cfg)
             goto oom;
@@ -594,6 +628,36 @@ int main(int argc, char **argv)
             fprintf(stderr, "kvd: executor: %s\n", cw_strerror(err));
             goto out;
         }
+    }
+    if (plain) {
+        evhttp_set_gencb(d.http, plain_cb, &d);
+        d.bg_add = add_libevent;
+        d.bg_evs = calloc((size_t)nbg + 1, sizeof *d.bg_evs);
+        if (!d.bg_evs)
+            goto oom;
+        for (long i = 0; i < nbg; i++) {
+            d.bg_evs[i] = evtimer_new(d.base, plain_bg_cb, event_self_cbarg());
+            if (!d.bg_evs[i] || event_add(d.bg_evs[i], &zero_tv) != 0)
+                goto oom;
+        }
+    } else if (callbacks) {
+        /* --plain's setup, each call that registers a callback replaced
+         * by the cw_ call that runs the callback on a queue */
+        cw_queue *fg = cw_executor_queue(d.ex, Q_FG), *bg = cw_executor_queue(d.ex, Q_BG);
+        if ((err = cw_evhttp_set_gencb(fg, d.http, plain_cb, &d)) != 0) {
+            fprintf(stderr, "kvd: cw_evhttp_set_gencb: %s\n", cw_strerror(err));
+            goto out;
+        }
+        d.bg_add = add_cw;
+        d.bg_cevs = calloc((size_t)nbg + 1, sizeof *d.bg_cevs);
+        if (!d.bg_cevs)
+            goto oom;
+        for (long i = 0; i < nbg; i++) {
+            d.bg_cevs[i] = cw_evtimer_new(bg, plain_bg_cb, event_self_cbarg());
+            if (!d.bg_cevs[i] || cw_evtimer_add(d.bg_cevs[i], &zero_tv) != 0)
+                goto oom;
+        }
+    } else {
         cw_http_handler h = {.poll = req_poll,
                              .state_size = sizeof(req_task),
                              .drop = req_drop,
@@ -623,8 +687,8 @@ int main(int argc, char **argv)
     }
     printf("kvd: listening on 127.0.0.1:%u (%s, weights %ld:%ld, %ld bg tasks, work %ld, "
            "chunk %ld)\n",
-           (unsigned)ntohs(sin.sin_port), plain ? "plain" : "clockworker", wfg, wbg, nbg, work,
-           chunk);
+           (unsigned)ntohs(sin.sin_port),
+           plain ? "plain" : callbacks ? "callbacks" : "clockworker", wfg, wbg, nbg, work, chunk);
     fflush(stdout);
 
     if (event_base_dispatch(d.base) < 0) {
@@ -636,10 +700,18 @@ int main(int argc, char **argv)
 oom:
     fprintf(stderr, "kvd: out of memory\n");
 out:
-    fprintf(stderr, "kvd: stats: requests=%llu bg_iterations=%llu keys=%zu\n", d.requests,
+    fprintf(stderr, "kvd: stats: requests=%llu bg_iterations=%llu keys=%zu", d.requests,
             d.bg_iterations, d.st.n);
+    struct cw_queue_stats fgs, bgs;
+    if (d.ex && cw_queue_stats(cw_executor_queue(d.ex, Q_FG), &fgs) == 0 &&
+        cw_queue_stats(cw_executor_queue(d.ex, Q_BG), &bgs) == 0)
+        fprintf(stderr, " fg_tasks=%llu bg_polls=%llu", (unsigned long long)fgs.tasks_spawned,
+                (unsigned long long)bgs.polls);
+    fprintf(stderr, "\n");
     cw_http_route_free(d.route);
-    if (d.http)
+    if (d.http && callbacks)
+        cw_evhttp_free(d.http);
+    else if (d.http)
         evhttp_free(d.http);
     while (d.flights) /* connections freed without their close callback */
         flight_end(d.flights);
@@ -658,6 +730,11 @@ out:
             if (d.bg_evs[i])
                 event_free(d.bg_evs[i]);
         free(d.bg_evs);
+    }
+    if (d.bg_cevs) {
+        for (long i = 0; i < nbg; i++)
+            cw_event_free(d.bg_cevs[i]);
+        free(d.bg_cevs);
     }
     if (d.drain_ev)
         event_free(d.drain_ev);
