@@ -1,8 +1,13 @@
 /* check_kvd.c - examples/kvd, run as a separate process on 127.0.0.1 and
- * driven with curl, in both modes (clockworker, and --plain): PUT then GET
- * returns the value, DELETE then GET is 404, 100 keys round-trip,
- * malformed requests get 400, and SIGTERM or SIGINT end the daemon with
- * status 0 after it served everything.
+ * driven with curl, in its three modes (clockworker, --plain, and
+ * --callbacks): PUT then GET returns the value, DELETE then GET is 404,
+ * 100 keys round-trip, malformed requests get 400, other methods 405,
+ * other paths 404, bodies over 1 MiB 413, and SIGTERM or SIGINT end the
+ * daemon with status 0 after it served everything. In the two modes with
+ * an executor, the counters kvd prints at exit must show that the
+ * requests ran as tasks on the foreground queue and the background work
+ * on the background queue (so --callbacks cannot fall back to libevent's
+ * own registration unnoticed).
  *
  * The daemon is started with fork+exec from $top_builddir/examples (the
  * binary `make` builds) with --port 0; its first line gives the port. It
@@ -61,10 +66,27 @@ static void find_curl(void)
                  "curl; install it with `apt-get install curl` (.ci/run does)");
 }
 
-static void daemon_start(bool plain)
+/* kvd's modes: the name in its first line, and the option. */
+typedef struct mode {
+    const char *name;
+    const char *opt; /* NULL: the default */
+    bool executor;   /* runs its work as tasks on queues */
+} mode;
+
+static const mode modes[] = {
+    {"clockworker", NULL, true},
+    {"plain", "--plain", false},
+    {"callbacks", "--callbacks", true},
+};
+#define NMODES ((int)(sizeof modes / sizeof modes[0]))
+
+static const mode *cur; /* the running daemon's */
+
+static void daemon_start(const mode *m)
 {
     find_curl();
-    const char *args[] = {"--port", "0", "--bg-tasks", "1", plain ? "--plain" : NULL, NULL};
+    const char *args[] = {"--port", "0", "--bg-tasks", "1", m->opt, NULL};
+    cur = m;
     child_start(&kv, "examples/kvd", args);
     char line[512];
     child_first_line(&kv, line, sizeof line, HANG_MS);
@@ -72,8 +94,44 @@ static void daemon_start(bool plain)
     require(sscanf(line, "kvd: listening on 127.0.0.1:%d ", &port) == 1 && port > 0 &&
                 port < 65536,
             "unexpected first line: %s", line);
-    require(strstr(line, plain ? "(plain," : "(clockworker,") != NULL, "wrong mode: %s", line);
+    char want[64];
+    snprintf(want, sizeof want, "(%s,", m->name);
+    require(strstr(line, want) != NULL, "wrong mode: %s", line);
     kv.port = port;
+}
+
+/* The counters kvd printed at exit. Every request kvd served (requests)
+ * and background work ran (the first loop pass runs it, before any
+ * request). With an executor, each request was a task on the foreground
+ * queue (fg_tasks: at least one per request), and the background work
+ * ran as polls on the background queue: in --callbacks one poll per
+ * chunk (each run of plain_bg_cb), in the default mode one poll for many
+ * chunks. Without an executor, no such counters. */
+static void check_counters(void)
+{
+    const char *err = child_stderr(&kv);
+    const char *at = strstr(err, "kvd: stats: ");
+    require(at != NULL, "no stats line: %s", err);
+    char line[256];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(at, "\n"), at);
+    unsigned long long requests, bg_iterations, fg_tasks, bg_polls;
+    size_t keys;
+    int n = sscanf(line, "kvd: stats: requests=%llu bg_iterations=%llu keys=%zu fg_tasks=%llu "
+                         "bg_polls=%llu",
+                   &requests, &bg_iterations, &keys, &fg_tasks, &bg_polls);
+    require(n >= 3, "unexpected stats line: %s", line);
+    require(requests > 0 && bg_iterations > 0, "no requests or no background work: %s", line);
+    if (!cur->executor) {
+        require(n == 3, "%s mode has no executor, yet: %s", cur->name, line);
+        return;
+    }
+    require(n == 5, "no executor counters in %s mode: %s", cur->name, line);
+    require(fg_tasks >= requests, "requests did not run as tasks on the foreground queue: %s",
+            line);
+    require(bg_polls > 0, "no background work on the background queue: %s", line);
+    if (strcmp(cur->name, "callbacks") == 0)
+        require(bg_polls >= bg_iterations,
+                "background chunks did not each run on the background queue: %s", line);
 }
 
 /* Signal the daemon, wait for it, require exit status 0. */
@@ -95,8 +153,7 @@ static void daemon_stop(int sig)
     require(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kvd ended with %s %d; stderr: %s",
             WIFEXITED(status) ? "status" : "signal",
             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), child_stderr(&kv));
-    require(strstr(child_stderr(&kv), "kvd: stats: ") != NULL, "no stats line: %s",
-            child_stderr(&kv));
+    check_counters();
 }
 
 static const char *last_arg(const char **argv)
@@ -165,8 +222,6 @@ static int code_of(const char *out)
     return sp ? atoi(sp + 1) : -1;
 }
 
-static const bool modes[] = {false, true}; /* clockworker, plain */
-
 /* A raw TCP connection to the daemon (small receive buffer: a big reply
  * cannot be flushed to it while nobody reads). */
 static int raw_connect(void)
@@ -226,7 +281,7 @@ static void raw_reset(int fd)
 #define NRESET 4
 START_TEST(sigterm_after_clients_reset_mid_reply_exits_without_waiting)
 {
-    daemon_start(modes[_i]);
+    daemon_start(&modes[_i]);
     size_t vlen = 1u << 20; /* MAX_BODY */
     char *val = malloc(vlen);
     require(val != NULL, "malloc");
@@ -272,7 +327,7 @@ END_TEST
 START_TEST(put_then_get_returns_the_value)
 {
     char out[4096], val[64];
-    daemon_start(modes[_i]);
+    daemon_start(&modes[_i]);
     snprintf(val, sizeof val, "value-%d-%d", (int)getpid(), _i);
     request(out, sizeof out, "PUT", "/kv/alpha", val);
     ck_assert_int_eq(code_of(out), 201);
@@ -291,7 +346,7 @@ END_TEST
 START_TEST(delete_then_get_is_404)
 {
     char out[4096];
-    daemon_start(modes[_i]);
+    daemon_start(&modes[_i]);
     request(out, sizeof out, "PUT", "/kv/doomed", "x");
     ck_assert_int_eq(code_of(out), 201);
     request(out, sizeof out, "DELETE", "/kv/doomed", NULL);
@@ -309,7 +364,7 @@ START_TEST(hundred_keys_round_trip)
     static char out[65536];
     static char vals[NKEYS][48], urls[NKEYS][128];
     static const char *argv[NKEYS * 12 + 8];
-    daemon_start(modes[_i]);
+    daemon_start(&modes[_i]);
     /* One curl for the 100 PUTs (--next starts each request afresh)... */
     int n = 0;
     argv[n++] = "curl";
@@ -366,7 +421,7 @@ END_TEST
 START_TEST(malformed_requests_get_400)
 {
     char out[4096];
-    daemon_start(modes[_i]);
+    daemon_start(&modes[_i]);
     /* A Content-Length that is not a number (evhttp refuses it). */
     const char *bad_len[] = {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                              "-X", "PUT", "-H", "Content-Length: abc", "--data-binary", "x",
@@ -401,7 +456,7 @@ END_TEST
 START_TEST(sigusr1_writes_the_task_dump_and_the_stats)
 {
     char out[4096];
-    daemon_start(false);
+    daemon_start(&modes[0]); /* clockworker */
     request(out, sizeof out, "PUT", "/kv/k", "v");
     ck_assert_int_eq(code_of(out), 201);
     require(kill(kv.pid, SIGUSR1) == 0, "kill: %s", strerror(errno));
@@ -434,17 +489,52 @@ START_TEST(sigusr1_writes_the_task_dump_and_the_stats)
 }
 END_TEST
 
+/* What kvd refuses besides malformed requests: other methods on /kv/
+ * (405), other paths and methods other than GET on /stats (404), a body
+ * over 1 MiB (413, from evhttp: the handler never sees it). */
+START_TEST(other_methods_paths_and_big_bodies_are_refused)
+{
+    char out[4096];
+    daemon_start(&modes[_i]);
+    request(out, sizeof out, "POST", "/kv/a", "x");
+    ck_assert_int_eq(code_of(out), 405);
+    request(out, sizeof out, "GET", "/nope", NULL);
+    ck_assert_int_eq(code_of(out), 404);
+    request(out, sizeof out, "POST", "/stats", "x");
+    ck_assert_int_eq(code_of(out), 404);
+    char path[] = "/tmp/check_kvd.XXXXXX";
+    int fd = mkstemp(path);
+    require(fd >= 0, "mkstemp: %s", strerror(errno));
+    require(ftruncate(fd, (1 << 20) + 1) == 0, "ftruncate: %s", strerror(errno));
+    close(fd);
+    char data[64];
+    snprintf(data, sizeof data, "@%s", path);
+    /* (Expect: 100-continue: the 413 comes before the body is sent) */
+    const char *big[] = {"curl", "-s", "-S", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                         "Expect: 100-continue", "-X", "PUT", "--data-binary", data,
+                         url("/kv/big"), NULL};
+    curl(out, sizeof out, big);
+    unlink(path);
+    ck_assert_str_eq(out, "413");
+    request(out, sizeof out, "GET", "/kv/big", NULL);
+    ck_assert_int_eq(code_of(out), 404); /* not stored */
+    daemon_stop(SIGTERM);
+}
+END_TEST
+
 static Suite *kvd_suite(void)
 {
     Suite *s = suite_create("kvd");
     TCase *tc = tcase_create("curl");
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_add_loop_test(tc, put_then_get_returns_the_value, 0, 2);
-    tcase_add_loop_test(tc, delete_then_get_is_404, 0, 2);
-    tcase_add_loop_test(tc, hundred_keys_round_trip, 0, 2);
-    tcase_add_loop_test(tc, malformed_requests_get_400, 0, 2);
-    tcase_add_loop_test(tc, sigterm_after_clients_reset_mid_reply_exits_without_waiting, 0, 2);
+    tcase_add_loop_test(tc, put_then_get_returns_the_value, 0, NMODES);
+    tcase_add_loop_test(tc, delete_then_get_is_404, 0, NMODES);
+    tcase_add_loop_test(tc, hundred_keys_round_trip, 0, NMODES);
+    tcase_add_loop_test(tc, malformed_requests_get_400, 0, NMODES);
+    tcase_add_loop_test(tc, other_methods_paths_and_big_bodies_are_refused, 0, NMODES);
+    tcase_add_loop_test(tc, sigterm_after_clients_reset_mid_reply_exits_without_waiting, 0,
+                        NMODES);
     tcase_add_test(tc, sigusr1_writes_the_task_dump_and_the_stats);
     suite_add_tcase(s, tc);
     return s;
