@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# bench/kvd.sh - examples/kvd under wrk: clockworker vs plain libevent, side
-# by side from one run (`make bench-kvd`, or bash bench/kvd.sh [options]
-# from the build directory).
+# bench/kvd.sh - examples/kvd under wrk in its three modes, side by side
+# from one run (`make bench-kvd`, or bash bench/kvd.sh [options] from the
+# build directory): clockworker (requests as tasks), callbacks (--plain's
+# callbacks run on the queues: --callbacks) and plain libevent (--plain).
 #
-# Both modes run the same daemon with the same background work on
+# The modes run the same daemon with the same background work on
 # (--bg-tasks workers doing CPU chunks that alone saturate a core) and
-# the same request work; the only difference is --plain.
+# the same request work; the only difference is the mode option.
 #
 # Load: wrk has no rate flag. Each of --conns connections sends GET
 # /kv/key-<i> (100 keys, stored beforehand) and then waits delay() ms, set
@@ -21,20 +22,23 @@
 #
 # Saturation (`make bench-kvd-saturate`, or bash bench/kvd.sh --saturate
 # [options]): no pacing, wrk -t2 -c<conns> (32 unless --conns) for
-# --duration s per run, --repeat pairs (2) of runs alternating in ABBA
-# order (clockworker, plain, plain, clockworker, ...) so that drift on a
-# shared machine falls on both modes alike. Prints each run's req/s and
+# --duration s per run, --repeat rounds (2) of one run per mode, in
+# ABC CBA order (clockworker, callbacks, plain, then plain, callbacks,
+# clockworker, ...) so that drift on a shared machine falls on the modes
+# alike. Prints each run's req/s and
 # background iterations/s, the daemon's CPU use over the run (under wrk
 # it may not get a whole CPU) and its CPU per request with the background
 # taken out (us/req: the daemon's CPU, less bg iterations x the CPU one
 # took in 1 s of background alone measured just before, over requests),
-# then each mode's means and the ratios clockworker/plain (req/s, bg
-# iter/s, us/req), over all runs and per pair. wrk
-# runs on the same CPUs as the daemon: on a 2-CPU machine its 2 threads
-# compete with the daemon's one, and the modes share the daemon's CPU
-# differently (plain runs each background worker's chunk once per loop
-# pass; clockworker by the queues' weights): compare req/s where bg
-# iter/s are alike, else us/req. --rate is ignored there.
+# then each mode's means and the ratios clockworker/plain and
+# callbacks/plain (req/s, bg iter/s, us/req), over all runs and per
+# round. wrk runs on the same CPUs as the daemon: on a 2-CPU machine its
+# 2 threads compete with the daemon's one, and the modes share the
+# daemon's CPU differently (plain runs each background worker's chunk
+# once per loop pass; clockworker by the queues' weights; callbacks by
+# the weights too, but each worker's chunk at most once per loop pass):
+# compare req/s where bg iter/s are alike, else us/req. --rate is
+# ignored there.
 # Needs wrk and curl (Debian packages); exits 1 saying so if one is missing.
 set -euo pipefail
 
@@ -105,7 +109,15 @@ bg_iters() { curl -s -S --max-time 10 "http://127.0.0.1:$1/stats" | sed -n 's/.*
 # "requests bg_iterations" of the daemon on port $1
 req_bg() { curl -s -S --max-time 10 "http://127.0.0.1:$1/stats" | sed -n 's/^requests=\([0-9]*\) bg_iterations=\([0-9]*\).*/\1 \2/p'; }
 
-# run_mode NAME [--plain]: writes "p50 p99 req_per_s bg_per_s cpu_pct
+# kvd's option for a mode (none for clockworker, the default)
+mode_opt() {
+    case "$1" in
+    callbacks) echo --callbacks ;;
+    plain) echo --plain ;;
+    esac
+}
+
+# run_mode NAME [MODE-OPTION]: writes "p50 p99 req_per_s bg_per_s cpu_pct
 # us_per_req" to $tmp/NAME.res (cpu_pct: the daemon's CPU time over the
 # wrk run's, in %; us_per_req, --saturate only: see below)
 run_mode() {
@@ -171,48 +183,52 @@ run_mode() {
 }
 
 if [ "$saturate" -eq 1 ]; then
-    echo "kvd under wrk, saturated: wrk -t2 -c$conns, no pacing, ${duration} s per run, $repeat x 2 runs (ABBA)"
-    echo "background: $bg workers, chunk $chunk; request work $work; weights $weights (clockworker)"
-    printf '%-5s %-12s %10s %14s %10s %10s %8s %10s\n' pair mode "req/s" "bg iter/s" "p50 (ms)" "p99 (ms)" "kvd cpu" "us/req"
+    echo "kvd under wrk, saturated: wrk -t2 -c$conns, no pacing, ${duration} s per run, $repeat x 3 runs (ABC CBA)"
+    echo "background: $bg workers, chunk $chunk; request work $work; weights $weights (clockworker, callbacks)"
+    printf '%-5s %-12s %10s %14s %10s %10s %8s %10s\n' round mode "req/s" "bg iter/s" "p50 (ms)" "p99 (ms)" "kvd cpu" "us/req"
     : >"$tmp/runs"
     for r in $(seq 1 "$repeat"); do
-        if [ $((r % 2)) -eq 1 ]; then order="clockworker plain"; else order="plain clockworker"; fi
+        if [ $((r % 2)) -eq 1 ]; then order="clockworker callbacks plain"; else order="plain callbacks clockworker"; fi
         for m in $order; do
-            if [ "$m" = plain ]; then run_mode "$m" --plain; else run_mode "$m"; fi
+            run_mode "$m" $(mode_opt "$m")
             read -r p50 p99 rps bgps cpu usreq <"$tmp/$m.res"
             printf '%-5s %-12s %10s %14s %10s %10s %7s%% %10s\n' "$r" "$m" "$rps" "$bgps" "$p50" "$p99" "$cpu" "$usreq"
             echo "$r $m $rps $bgps $usreq" >>"$tmp/runs"
         done
     done
     awk '
+        function ratio(a, b) { return b ? a / b : 0 }
         { rps[$2] += $3; bg[$2] += $4; us[$2] += $5; n[$2]++; prps[$1, $2] = $3; pbg[$1, $2] = $4
           pus[$1, $2] = $5
           if ($1 > last) last = $1 }
         END {
-            for (i = 1; i <= 2; i++) {
-                m = i == 1 ? "clockworker" : "plain"
+            split("clockworker callbacks plain", modes, " ")
+            for (i = 1; i <= 3; i++) {
+                m = modes[i]
                 printf "%-5s %-12s %10.0f %14.0f %21s %19.1f   (%d runs)\n", "mean", m,
                     rps[m] / n[m], bg[m] / n[m], "", us[m] / n[m], n[m]
             }
-            printf "ratio clockworker/plain: req/s %.3f, bg iter/s %.3f, us/req %.3f\n",
-                rps["clockworker"] / rps["plain"], bg["plain"] ? bg["clockworker"] / bg["plain"] : 0,
-                us["plain"] ? us["clockworker"] / us["plain"] : 0
-            printf "per pair (req/s, bg iter/s, us/req):"
-            for (r = 1; r <= last; r++)
-                printf " %.3f/%.3f/%.3f", prps[r, "clockworker"] / prps[r, "plain"],
-                    pbg[r, "plain"] ? pbg[r, "clockworker"] / pbg[r, "plain"] : 0,
-                    pus[r, "plain"] ? pus[r, "clockworker"] / pus[r, "plain"] : 0
-            printf "\n"
+            for (i = 1; i <= 2; i++) {
+                m = modes[i]
+                printf "ratio %s/plain: req/s %.3f, bg iter/s %.3f, us/req %.3f\n", m,
+                    ratio(rps[m], rps["plain"]), ratio(bg[m], bg["plain"]), ratio(us[m], us["plain"])
+                printf "  per round (req/s, bg iter/s, us/req):"
+                for (r = 1; r <= last; r++)
+                    printf " %.3f/%.3f/%.3f", ratio(prps[r, m], prps[r, "plain"]),
+                        ratio(pbg[r, m], pbg[r, "plain"]), ratio(pus[r, m], pus[r, "plain"])
+                printf "\n"
+            }
         }' "$tmp/runs"
     exit 0
 fi
 
 echo "kvd under wrk: $conns connections, ~$rate req/s offered (delay ${delay_ms} ms per connection), ${duration} s per mode"
-echo "background: $bg workers, chunk $chunk; request work $work; weights $weights (clockworker)"
-run_mode clockworker
-run_mode plain --plain
-read -r cw_p50 cw_p99 cw_rps cw_bg _ <"$tmp/clockworker.res"
-read -r pl_p50 pl_p99 pl_rps pl_bg _ <"$tmp/plain.res"
+echo "background: $bg workers, chunk $chunk; request work $work; weights $weights (clockworker, callbacks)"
+for m in clockworker callbacks plain; do
+    run_mode "$m" $(mode_opt "$m")
+done
 printf '%-12s %10s %10s %10s %14s\n' mode "p50 (ms)" "p99 (ms)" "req/s" "bg iter/s"
-printf '%-12s %10s %10s %10s %14s\n' clockworker "$cw_p50" "$cw_p99" "$cw_rps" "$cw_bg"
-printf '%-12s %10s %10s %10s %14s\n' plain "$pl_p50" "$pl_p99" "$pl_rps" "$pl_bg"
+for m in clockworker callbacks plain; do
+    read -r p50 p99 rps bgps _ <"$tmp/$m.res"
+    printf '%-12s %10s %10s %10s %14s\n' "$m" "$p50" "$p99" "$rps" "$bgps"
+done
