@@ -14,7 +14,8 @@
  * exit status 2 and a message saying why.
  *
  * The README's excerpts of the examples are checked against the files, so
- * that they stay in sync.
+ * that they stay in sync: the "### <name>:" sections' code, and the lines
+ * that differ between kvd --plain and kvd --callbacks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -483,6 +484,64 @@ START_TEST(readme_excerpts_are_lines_of_the_example_files)
 }
 END_TEST
 
+/* The README shows, after a line holding KVD_DIFF, the lines of
+ * examples/kvd.c that differ between --plain ("- ") and --callbacks
+ * ("+ "): each must be a line of the file ("{ ... }" stands for a block
+ * the file opens there; "..." for lines left out). */
+#define KVD_DIFF "The lines that differ in examples/kvd.c"
+
+START_TEST(readme_kvd_diff_lines_are_lines_of_kvd)
+{
+    char dir[2048], path[4096], line[1024];
+    source_dir(dir, sizeof dir);
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/README", dir), (int)sizeof path);
+    char *readme = slurp(path);
+    ck_assert_ptr_nonnull(readme);
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/examples/kvd.c", dir), (int)sizeof path);
+    char *src = slurp(path);
+    ck_assert_msg(src != NULL, "cannot read %s", path);
+
+    const char *p = strstr(readme, KVD_DIFF);
+    ck_assert_msg(p != NULL, "README has no \"%s\"", KVD_DIFF);
+    /* The paragraph runs to its blank line; the excerpt is the indented
+     * block after it, up to the next line that is not indented. */
+    p = strstr(p, "\n\n");
+    ck_assert_ptr_nonnull(p);
+    p += 2;
+    int minus = 0, plus = 0;
+    for (;;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n < 4 || strncmp(p, "    ", 4) != 0)
+            break;
+        trim(p, n, line, sizeof line);
+        if (strcmp(line, "...") != 0) {
+            ck_assert_msg((line[0] == '-' || line[0] == '+') && line[1] == ' ',
+                          "README kvd excerpt: a line without \"- \" or \"+ \": %s", line);
+            char *code = line + 2;
+            while (*code == ' ')
+                code++;
+            char *dots = strstr(code, "{ ... }");
+            if (dots)
+                strcpy(dots, "{");
+            ck_assert_msg(has_trimmed_line(src, code),
+                          "README kvd excerpt has a line examples/kvd.c lacks: %s", code);
+            if (line[0] == '-')
+                minus++;
+            else
+                plus++;
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    ck_assert_msg(minus >= 4 && plus >= 4, "README kvd excerpt: only %d - and %d + lines", minus,
+                  plus);
+    free(src);
+    free(readme);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("examples");
@@ -502,6 +561,7 @@ static Suite *suite(void)
     tcase_add_test(tc, embed_poll_prints_the_same_run_every_time);
     tcase_add_test(tc, stall_reports_the_blocked_poll_with_its_stack_then_dumps_the_tasks);
     tcase_add_test(tc, readme_excerpts_are_lines_of_the_example_files);
+    tcase_add_test(tc, readme_kvd_diff_lines_are_lines_of_kvd);
     suite_add_tcase(s, tc);
     return s;
 }
