@@ -4,7 +4,7 @@
  * The detector's tests run on the fake clock: a poll advances env->clk.now
  * by its invented cost, so a "long" poll is exact and instant, and every
  * report, count and hook argument is known in advance. The watchdog is a
- * real thread on the real clock: its test blocks a poll in read(2) on a
+ * real thread on the real clock: its test blocks a poll in poll(2) on a
  * pipe that a second thread writes only once the watchdog's report has
  * appeared in the log, so the test waits for the report, not for a time
  * (its only bound is a generous guard against a hang).
@@ -425,14 +425,16 @@ END_TEST
 static int g_block[2]; /* the blocked poll reads g_block[0] */
 
 /* exported, never inlined: the stack names it */
-__attribute__((noinline)) void stall_blocked_in_read(void);
-__attribute__((noinline)) void stall_blocked_in_read(void)
+__attribute__((noinline)) void stall_blocked_in_wait(void);
+__attribute__((noinline)) void stall_blocked_in_wait(void)
 {
-    char c;
-    ssize_t r;
-    while ((r = read(g_block[0], &c, 1)) < 0 && errno == EINTR)
+    /* poll(2), which the watchdog's signal interrupts (EINTR: wait again),
+     * then read(2) */
+    struct pollfd p = {.fd = g_block[0], .events = POLLIN};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
         ;
-    ck_assert_int_eq(r, 1);
+    char c;
+    ck_assert_int_eq(read(g_block[0], &c, 1), 1);
     __asm__ volatile("" ::: "memory"); /* not a tail call */
 }
 
@@ -445,7 +447,7 @@ cw_poll stall_blocking_poll(void *state, cw_cx *cx)
 {
     (void)state;
     (void)cx;
-    stall_blocked_in_read();
+    stall_blocked_in_wait();
     return CW_READY;
 }
 
@@ -489,7 +491,7 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-START_TEST(watchdog_reports_the_stack_of_a_poll_stuck_in_read_while_it_runs)
+START_TEST(watchdog_reports_the_stack_of_a_poll_stuck_in_a_wait_while_it_runs)
 {
     int logp[2];
     ck_assert_int_eq(pipe(g_block), 0);
@@ -541,7 +543,7 @@ START_TEST(watchdog_reports_the_stack_of_a_poll_stuck_in_read_while_it_runs)
 
     /* the watchdog's report, while the poll ran: queue, task, function,
      * at least the threshold, then the stack from the kernel's
-     * trampoline through read() to the function the poll is stuck in */
+     * trampoline through poll() to the function the poll is stuck in */
     const char *t = r->text;
     char head[128];
     snprintf(head, sizeof head, "clockworker: stall: queue 2, task %p, poll stall_blocking_poll: "
@@ -554,7 +556,7 @@ START_TEST(watchdog_reports_the_stack_of_a_poll_stuck_in_read_while_it_runs)
     ck_assert_uint_ge(ms, 1);
     const char *stack = strstr(t, "stack:\n") + 7;
     ck_assert(matches("^  #0 .*\n  #1 ", stack));
-    const char *in_read = strstr(stack, "(stall_blocked_in_read+0x");
+    const char *in_read = strstr(stack, "(stall_blocked_in_wait+0x");
     const char *in_poll = strstr(stack, "(stall_blocking_poll+0x");
     ck_assert_msg(in_read && in_poll && in_read < in_poll, "stack:\n%s", stack);
     /* then the line of the poll's end, on the executor clock */
@@ -564,7 +566,7 @@ START_TEST(watchdog_reports_the_stack_of_a_poll_stuck_in_read_while_it_runs)
                       "stall_blocking_poll: ran [0-9]+\\.[0-9]{3} ms \\(threshold 1\\.000 ms\\)\n$",
                       end));
 
-    /* the hook got the same stack: a frame inside stall_blocked_in_read */
+    /* the hook got the same stack: a frame inside stall_blocked_in_wait */
     ck_assert_int_eq(g_nev, 2);
     ck_assert_msg(strncmp(g_ev[1], "stall q2 blocked ", 17) == 0, "%s", g_ev[1]);
     ck_assert_msg(strstr(g_ev[1], " stack "), "%s", g_ev[1]);
@@ -573,7 +575,7 @@ START_TEST(watchdog_reports_the_stack_of_a_poll_stuck_in_read_while_it_runs)
     for (int i = 0; i < g_depth; i++) {
         Dl_info di;
         if (dladdr(g_stack[i], &di) && di.dli_sname
-            && strcmp(di.dli_sname, "stall_blocked_in_read") == 0)
+            && strcmp(di.dli_sname, "stall_blocked_in_wait") == 0)
             found = true;
     }
     ck_assert(found);
@@ -647,7 +649,7 @@ static Suite *stall_suite(void)
 
     TCase *w = tcase_create("watchdog");
     tcase_set_timeout(w, 120);
-    tcase_add_test(w, watchdog_reports_the_stack_of_a_poll_stuck_in_read_while_it_runs);
+    tcase_add_test(w, watchdog_reports_the_stack_of_a_poll_stuck_in_a_wait_while_it_runs);
     if (tdrv_is_libevent()) /* builds its executor on a base directly */
         tcase_add_test(w, watchdog_refuses_a_signal_the_program_handles);
     suite_add_tcase(s, w);

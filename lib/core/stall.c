@@ -171,6 +171,7 @@ static struct {
     atomic_int state;
     _Atomic(const char *) token; /* the thread asked for */
     int depth;
+    int first; /* frames[first] is where the handler returns to */
     void *frames[STACK_MAX];
 } g_cap;
 static pthread_mutex_t g_cap_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -188,7 +189,18 @@ static void on_stack_signal(int sig)
     int want = CAP_REQUESTED;
     if (atomic_load_explicit(&g_cap.token, memory_order_acquire) == &cw__thread_token
         && atomic_compare_exchange_strong(&g_cap.state, &want, CAP_TAKING)) {
-        g_cap.depth = backtrace(g_cap.frames, STACK_MAX);
+        /* The frames before the one this handler returns to (the
+         * kernel's trampoline) are the handler's own: its frame, and a
+         * sanitizer's wrapper of backtrace() if there is one. */
+        void *ret = __builtin_return_address(0);
+        int n = backtrace(g_cap.frames, STACK_MAX), first = 0;
+        for (int i = 0; i < n; i++)
+            if (g_cap.frames[i] == ret) {
+                first = i;
+                break;
+            }
+        g_cap.depth = n;
+        g_cap.first = first;
         atomic_store_explicit(&g_cap.state, CAP_DONE, memory_order_release);
     }
     errno = saved;
@@ -242,9 +254,10 @@ static void sleep_ns(uint64_t ns)
         ;
 }
 
-/* The executor thread's stack, into frames: its depth; 0 when the handler
- * is not ours any more, or did not run within 100 ms (the thread blocks
- * the signal, say). Watchdog threads only, one at a time. */
+/* The executor thread's stack, from the signal's trampoline on, into
+ * frames: its depth; 0 when the handler is not ours any more, or did not
+ * run within 100 ms (the thread blocks the signal, say). Watchdog threads
+ * only, one at a time. */
 static int take_stack(struct cw__watchdog *wd, void **frames)
 {
     int depth = 0;
@@ -261,8 +274,8 @@ static int take_stack(struct cw__watchdog *wd, void **frames)
             /* taken, or being taken: the handler finishes */
             while (atomic_load_explicit(&g_cap.state, memory_order_acquire) != CAP_DONE)
                 sleep_ns(100000);
-            depth = g_cap.depth;
-            memcpy(frames, g_cap.frames, (size_t)depth * sizeof *frames);
+            depth = g_cap.depth - g_cap.first;
+            memcpy(frames, g_cap.frames + g_cap.first, (size_t)depth * sizeof *frames);
         }
     }
     atomic_store_explicit(&g_cap.token, NULL, memory_order_relaxed);
@@ -299,8 +312,6 @@ static void catch_stall(struct cw__watchdog *wd, uint64_t s, uint64_t ran)
     int depth = take_stack(wd, frames);
     if (atomic_load(&wd->seq) != s)
         return; /* it returned meanwhile: the stack may be from after */
-    if (depth > 1) /* the handler's own frame first: leave it out */
-        memmove(frames, frames + 1, (size_t)--depth * sizeof *frames);
     if (depth > 0) {
         pthread_mutex_lock(&wd->mu);
         wd->frames_seq = s;
