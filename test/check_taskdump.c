@@ -504,7 +504,7 @@ START_TEST(accounting_costs_32_bytes_per_task_only_when_on)
         tenv env;
         setup(&env, acct);
         cw_join *j = spawn_tk(&env, 1, (tk){.kind = LOST, .idx = 0});
-        size[acct] = ((const cw__task *)(const void *)j)->slab->size;
+        size[acct] = cw__task_of_join(j)->slab->size;
         turns(&env, 2);
         ck_assert_ptr_nonnull(g_info[0].state);
         dump d;
