@@ -12,10 +12,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#if defined(HAVE_DLADDR) && defined(HAVE_DLFCN_H)
-#define CW__USE_DLADDR 1
-#include <dlfcn.h>
-#endif
+#include <string.h>
 
 void cw__handle_check(const void *h, const cw__task *t, const char *call, bool join)
 {
@@ -35,25 +32,19 @@ void cw__handle_check(const void *h, const cw__task *t, const char *call, bool j
 }
 
 /* The poll function's name into buf: its symbol when the dynamic linker
- * knows it (a function exported by a shared object, or any global
- * function of a program linked with -rdynamic), else its address, with
- * the object's file and the offset in it when known (for addr2line). */
+ * knows it exactly, else its address followed by where it lies
+ * (cw__fn_name(): "object+0x<offset>", for addr2line). */
 static const char *fn_name(cw_poll_fn fn, char *buf, size_t cap)
 {
+    char where[256];
     void *addr = (void *)(uintptr_t)fn;
-#ifdef CW__USE_DLADDR
-    Dl_info info;
-    if (dladdr(addr, &info)) {
-        if (info.dli_sname && info.dli_saddr == addr)
-            return info.dli_sname;
-        if (info.dli_fname && info.dli_fbase) {
-            snprintf(buf, cap, "%p (%s+%#jx)", addr, info.dli_fname,
-                     (uintmax_t)((uintptr_t)addr - (uintptr_t)info.dli_fbase));
-            return buf;
-        }
-    }
-#endif
-    snprintf(buf, cap, "%p", addr);
+    cw__fn_name(addr, where, sizeof where);
+    if (strncmp(where, "0x", 2) == 0) /* nothing known of it */
+        snprintf(buf, cap, "%p", addr);
+    else if (strstr(where, "+0x")) /* not a symbol's start */
+        snprintf(buf, cap, "%p (%s)", addr, where);
+    else
+        snprintf(buf, cap, "%s", where);
     return buf;
 }
 

@@ -37,14 +37,7 @@ int cw_hist_merge(cw_hist *dst, const cw_hist *src)
     return 0;
 }
 
-/* The writer: remembers the first failure so that callers write on. */
-struct out {
-    FILE *f;
-    bool failed;
-};
-
-CW_PRINTF(2, 3)
-static void put(struct out *o, const char *fmt, ...)
+void cw__put(cw__out *o, const char *fmt, ...)
 {
     va_list ap;
     if (o->failed)
@@ -56,31 +49,31 @@ static void put(struct out *o, const char *fmt, ...)
 }
 
 /* ns as microseconds with three decimals, exact: "1234.567". */
-static void put_us(struct out *o, const char *name, uint64_t ns)
+static void put_us(cw__out *o, const char *name, uint64_t ns)
 {
-    put(o, "  %-22s %" PRIu64 ".%03" PRIu64 " us\n", name, ns / 1000, ns % 1000);
+    cw__put(o, "  %-22s %" PRIu64 ".%03" PRIu64 " us\n", name, ns / 1000, ns % 1000);
 }
 
-static void put_count(struct out *o, const char *name, uint64_t n)
+static void put_count(cw__out *o, const char *name, uint64_t n)
 {
-    put(o, "  %-22s %" PRIu64 "\n", name, n);
+    cw__put(o, "  %-22s %" PRIu64 "\n", name, n);
 }
 
-static void put_hist_header(struct out *o)
+static void put_hist_header(cw__out *o)
 {
-    put(o, "  %-22s %12s %14s %14s %14s %14s\n", "histogram (us)", "count", "p50", "p90",
+    cw__put(o, "  %-22s %12s %14s %14s %14s %14s\n", "histogram (us)", "count", "p50", "p90",
         "p99", "max");
 }
 
-static void put_hist(struct out *o, const char *name, const cw_hist *h)
+static void put_hist(cw__out *o, const char *name, const cw_hist *h)
 {
     const double q[4] = {0.5, 0.9, 0.99, 1.0};
-    put(o, "  %-22s %12" PRIu64, name, h->count);
+    cw__put(o, "  %-22s %12" PRIu64, name, h->count);
     for (int i = 0; i < 4; i++) {
         uint64_t v = i < 3 ? cw_hist_quantile(h, q[i]) : h->max;
-        put(o, " %10" PRIu64 ".%03" PRIu64, v / 1000, v % 1000);
+        cw__put(o, " %10" PRIu64 ".%03" PRIu64, v / 1000, v % 1000);
     }
-    put(o, "\n");
+    cw__put(o, "\n");
 }
 
 static const char *const end_names[CW_SLICE_END_REASONS] = {
@@ -91,9 +84,9 @@ static const char *const end_names[CW_SLICE_END_REASONS] = {
     [CW_SLICE_MAX_POLLS] = "max_polls",
 };
 
-static void dump_executor(struct out *o, const struct cw_executor_stats *s)
+static void dump_executor(cw__out *o, const struct cw_executor_stats *s)
 {
-    put(o, "executor\n");
+    cw__put(o, "executor\n");
     put_count(o, "tasks_spawned", s->tasks_spawned);
     put_count(o, "tasks_completed", s->tasks_completed);
     put_count(o, "tasks_cancelled", s->tasks_cancelled);
@@ -122,11 +115,11 @@ static void dump_executor(struct out *o, const struct cw_executor_stats *s)
     put_hist(o, "return_interval", &s->return_interval_ns);
 }
 
-static void dump_queue(struct out *o, const struct cw_queue_stats *s)
+static void dump_queue(cw__out *o, const struct cw_queue_stats *s)
 {
     char name[32];
 
-    put(o, "queue %" PRIu32 "\n", s->id);
+    cw__put(o, "queue %" PRIu32 "\n", s->id);
     put_count(o, "weight", s->weight);
     put_count(o, "runnable", s->runnable);
     put_count(o, "tasks_spawned", s->tasks_spawned);
@@ -141,8 +134,8 @@ static void dump_queue(struct out *o, const struct cw_queue_stats *s)
         snprintf(name, sizeof name, "slices_%s", end_names[r]);
         put_count(o, name, s->slices_ended[r]);
     }
-    put(o, "  %-22s %" PRIu64 "\n", "vruntime", s->vruntime);
-    put(o, "  %-22s %" PRId64 "\n", "lag", s->lag);
+    cw__put(o, "  %-22s %" PRIu64 "\n", "vruntime", s->vruntime);
+    cw__put(o, "  %-22s %" PRId64 "\n", "lag", s->lag);
     put_hist_header(o);
     put_hist(o, "queue_delay", &s->queue_delay_ns);
     put_hist(o, "service_delay", &s->service_delay_ns);
@@ -152,14 +145,14 @@ int cw_executor_dump_stats(const cw_executor *ex, FILE *f)
 {
     struct cw_executor_stats es;
     struct cw_queue_stats qs;
-    struct out o = {f, false};
+    cw__out o = {f, false};
 
     if (!ex || !f)
         return -EINVAL;
     int err = cw_executor_stats(ex, &es); /* -EPERM: another thread */
     if (err < 0)
         return err;
-    put(&o, "clockworker stats\n");
+    cw__put(&o, "clockworker stats\n");
     dump_executor(&o, &es);
     for (uint32_t i = 0; i < ex->nqueues; i++) {
         if (cw_queue_stats(&ex->queues[i], &qs) < 0)

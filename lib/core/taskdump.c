@@ -33,24 +33,6 @@ struct reg {
     unsigned kind;
 };
 
-/* The writer: remembers the first failure so that callers write on. */
-struct out {
-    FILE *f;
-    bool failed;
-};
-
-CW_PRINTF(2, 3)
-static void put(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    if (o->failed)
-        return;
-    va_start(ap, fmt);
-    if (vfprintf(o->f, fmt, ap) < 0)
-        o->failed = true;
-    va_end(ap);
-}
-
 static int cmp_reg(const void *a, const void *b)
 {
     uintptr_t x = (uintptr_t)((const struct reg *)a)->t, y = (uintptr_t)((const struct reg *)b)->t;
@@ -102,7 +84,7 @@ static void gather(const cw_executor *ex, struct gather *g)
 
 struct dump {
     const cw_executor *ex;
-    struct out *o;
+    cw__out *o;
     const struct reg *regs;
     size_t nregs;
     uint64_t now;
@@ -169,7 +151,7 @@ static void dump_one(const cw__task *t, void *arg)
     bool polled = acct && a->polls && !(t->flags & CW__T_RUNNING);
     if (acct)
         snprintf(polls, sizeof polls, "%" PRIu64, a->polls);
-    put(d->o, "  0x%-16" PRIxPTR " %5" PRIu32 " %-18s %12s %8s %12s %12s %s%s\n",
+    cw__put(d->o, "  0x%-16" PRIxPTR " %5" PRIu32 " %-18s %12s %8s %12s %12s %s%s\n",
         (uintptr_t)t->state, cw__task_queue(d->ex, t)->id, state,
         us(age, sizeof age, acct, acct ? d->now - a->spawned : 0), acct ? polls : "-",
         us(cpu, sizeof cpu, acct, acct ? a->cpu_ns : 0),
@@ -202,11 +184,11 @@ int cw_executor_dump_tasks(const cw_executor *ex, FILE *f)
     }
     uint64_t live = 0;
     each_live(ex, count_one, &live);
-    struct out o = {f, false};
+    cw__out o = {f, false};
     struct dump d = {ex, &o, g.regs, g.n, cw__now(ex), 0};
-    put(&o, "clockworker tasks: %" PRIu64 " live, accounting %s\n", live,
+    cw__put(&o, "clockworker tasks: %" PRIu64 " live, accounting %s\n", live,
         ex->acct_on ? "on" : "off");
-    put(&o, "  %-18s %5s %-18s %12s %8s %12s %12s %s\n", "task", "queue", "state", "age_us",
+    cw__put(&o, "  %-18s %5s %-18s %12s %8s %12s %12s %s\n", "task", "queue", "state", "age_us",
         "polls", "cpu_us", "since_us", "poll");
     each_live(ex, dump_one, &d);
     cw__free(g.regs);

@@ -13,6 +13,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "clockworker.h"
 
@@ -50,6 +51,15 @@ CW_NORETURN __attribute__((cold)) void cw__misuse_abort(const char *call, const 
  * "0x<address>"; never a space in it. Writes at most n bytes, NUL
  * included; returns buf. Any thread (stall.c). */
 char *cw__fn_name(const void *fn, char *buf, size_t n);
+
+/* A report's writer (stats_dump.c, taskdump.c): cw__put() writes on
+ * after a failure without doing anything, and failed says there was
+ * one. */
+typedef struct cw__out {
+    FILE *f;
+    bool failed;
+} cw__out;
+CW_PRINTF(2, 3) void cw__put(cw__out *o, const char *fmt, ...);
 
 /* ---- allocation: every allocation in the library goes through here ---- */
 void *cw__malloc(size_t n);
