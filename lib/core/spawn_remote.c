@@ -23,9 +23,9 @@
 /* cw_spawn_remote
  *
  * A spawner is (a reference on) an internal "anchor" task spawned on its
- * queue (cw__task_internal(): not in the user's statistics), whose state names
- * the queue: that reference keeps the task block
- * and so the executor's cw__shared alive (internal.h), the anchor keeps
+ * queue (cw__task_internal(): not in the user's statistics), whose state
+ * names the queue: that reference keeps the task block and so the
+ * executor's cw__shared alive (internal.h), the anchor keeps
  * the executor's remote-wake fd watched while it is live, and freeing the
  * spawner wakes the anchor, which then completes.
  *
@@ -77,7 +77,7 @@ int cw_spawner_new(cw_queue *q, cw_spawner **out)
     struct anchor a = {.qidx = (uint16_t)q->index, .acct = q->ex->acct_on};
     atomic_init(&a.closed, false);
     cw_join *j;
-    int err = cw__spawn_anchor(q, &a, sizeof a, &j);
+    int err = cw_spawn(q, cw__anchor_poll, &a, sizeof a, NULL, &j);
     if (err < 0)
         return err;
     /* Keep the block through a waker reference (usable from any thread),

@@ -363,7 +363,7 @@ void cw__task_end(cw_executor *ex, cw__task *t, int status)
  * copy src), and only then is the task counted and queued, so a failing
  * init leaves nothing behind. */
 static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, void *arg,
-                 const void *src, cw_drop_fn drop, cw_join **join, bool internal)
+                 const void *src, cw_drop_fn drop, cw_join **join)
 {
     cw_executor *ex = q->ex;
     if (!cw__on_thread(ex->shared))
@@ -412,6 +412,7 @@ static int spawn(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, voi
     if (x & CW__T_X_ACCT)
         cw__acct_init(ex, t);
     ex->ntasks++;
+    bool internal = cw__task_internal(t);
     if (!internal) {
         ex->stats.tasks_live++;
         ex->stats.tasks_spawned++;
@@ -432,7 +433,7 @@ int cw_spawn(cw_queue *q, cw_poll_fn poll, const void *state, size_t size,
         return -ENOENT;
     if (!poll || (!state && size) || size > CW__MAX_STATE)
         return -EINVAL;
-    return spawn(q, poll, size, NULL, NULL, state, drop, join, false);
+    return spawn(q, poll, size, NULL, NULL, state, drop, join);
 }
 
 int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, void *arg,
@@ -442,12 +443,7 @@ int cw_spawn_with(cw_queue *q, cw_poll_fn poll, size_t size, cw_init_fn init, vo
         return -ENOENT;
     if (!poll || !init || size > CW__MAX_STATE)
         return -EINVAL;
-    return spawn(q, poll, size, init, arg, NULL, drop, join, false);
-}
-
-int cw__spawn_anchor(cw_queue *q, const void *state, size_t size, cw_join **join)
-{
-    return spawn(q, cw__anchor_poll, size, NULL, NULL, state, NULL, join, true);
+    return spawn(q, poll, size, init, arg, NULL, drop, join);
 }
 
 /* cw_queue_run(): a task whose one poll is the call. */

@@ -354,14 +354,12 @@ static inline cw__task *cw__join_task(const cw_join *j, const char *call)
 /* The library's own tasks, a spawner's anchors (spawn_remote.c), keep
  * the remote-wake fd watched like any task, but no statistic counts them
  * and no hook sees them. They are told by their poll function: the flags
- * have no bit left. cw__spawn_anchor() is cw_spawn() of one (arguments
- * checked by the caller). */
+ * have no bit left. */
 cw_poll cw__anchor_poll(void *state, cw_cx *cx);
 static inline bool cw__task_internal(const cw__task *t)
 {
     return t->poll == cw__anchor_poll;
 }
-int cw__spawn_anchor(cw_queue *q, const void *state, size_t size, cw_join **join);
 void cw__task_release(cw__task *t);
 void cw__task_end(cw_executor *ex, cw__task *t, int status);
 void cw__task_drop_state(cw__task *t);
