@@ -271,6 +271,10 @@ void child_start(child_proc *c, const char *relpath, const char *const *args)
     c->err = tmpfile();
     ck_assert_msg(c->err != NULL, "tmpfile: %s", strerror(errno));
     ck_assert_msg(fcntl(fileno(c->err), F_SETFD, FD_CLOEXEC) == 0, "fcntl: %s", strerror(errno));
+    /* The child writes at the end whatever child_stderr() reads meanwhile:
+     * the two share the file's offset, and without O_APPEND a read in the
+     * middle of the child's output made it overwrite itself. */
+    ck_assert_msg(fcntl(fileno(c->err), F_SETFL, O_APPEND) == 0, "fcntl: %s", strerror(errno));
     pid_t parent = getpid();
     fflush(stdout);
     fflush(stderr);
@@ -316,7 +320,7 @@ void child_first_line(child_proc *c, char *line, size_t cap, int ms)
 
 const char *child_stderr(child_proc *c)
 {
-    static char text[8192];
+    static char text[65536];
     text[0] = '\0';
     if (!c->err)
         return text;
